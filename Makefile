@@ -1,0 +1,55 @@
+# uptls — conformance harness for a reverse proxy's upstream TLS.
+# See README.md for the user's commands; each C component keeps its build
+# rules in a fragment next to its sources (fixtures/certgen.mk,
+# harness/backend.mk, reference-proxy/proxy.mk).
+
+PYTHON     ?= /usr/bin/python3
+CC         ?= cc
+TARGET     ?= reference
+TARGET_BIN ?=
+SCENARIOS  ?=
+REPORT_DIR ?= reports/out
+KEEP       ?=
+BASELINE   ?=
+SHARD      ?=
+
+PKG_CFLAGS := $(shell pkg-config --cflags openssl libevent libevent_openssl 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs openssl libevent libevent_openssl 2>/dev/null)
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wpointer-arith -Wformat=2 -Wno-unused-parameter
+CFLAGS    ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(SAN_CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) $(SAN_CFLAGS)
+
+BIN := bin
+
+.PHONY: all deps conformance test test-c test-py clean bench compare asan help
+all:
+
+include fixtures/certgen.mk
+include harness/backend.mk
+include reference-proxy/proxy.mk
+
+$(BIN):
+	mkdir -p $(BIN)
+
+help:
+	@echo "make                 build bin/uptls-certgen bin/uptls-backend bin/uptls-proxy"
+	@echo "make deps            install the Debian packages (apt-get, idempotent)"
+	@echo "make conformance     TARGET=reference|nginx [TARGET_BIN=...] [SCENARIOS=glob] [REPORT_DIR=...] [KEEP=1]"
+	@echo "make test            the harness's own tests"
+
+deps:
+	sh tests/install-deps.sh
+
+conformance: all
+	$(PYTHON) -m uptls_run --target '$(TARGET)' --target-bin '$(TARGET_BIN)' \
+	  --scenarios '$(SCENARIOS)' --report-dir '$(REPORT_DIR)' $(if $(KEEP),--keep) \
+	  $(if $(BASELINE),--baseline '$(BASELINE)') $(if $(SHARD),--shard '$(SHARD)')
+
+test: all
+	$(PYTHON) -m pytest -q tests
+
+clean:
+	rm -rf $(BIN) build fixtures/out reports/out

@@ -1,0 +1,1 @@
+# uptls-backend: owned by harness/. Defines $(BIN)/uptls-backend.

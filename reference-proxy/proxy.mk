@@ -1,0 +1,1 @@
+# uptls-proxy: owned by reference-proxy/. Defines $(BIN)/uptls-proxy.
