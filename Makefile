@@ -43,10 +43,14 @@ help:
 deps:
 	sh tests/install-deps.sh
 
+# One pytest test per scenario; exit 0 only when no verdict is fail or error,
+# 2 with one line when the target binary is missing or will not start.
+PYTEST_ARGS ?=
 conformance: all
-	$(PYTHON) -m uptls_run --target '$(TARGET)' --target-bin '$(TARGET_BIN)' \
-	  --scenarios '$(SCENARIOS)' --report-dir '$(REPORT_DIR)' $(if $(KEEP),--keep) \
-	  $(if $(BASELINE),--baseline '$(BASELINE)') $(if $(SHARD),--shard '$(SHARD)')
+	$(PYTHON) -m pytest harness/conformance -q -rfE --no-header -p no:cacheprovider \
+	  --target='$(TARGET)' --target-bin='$(TARGET_BIN)' --scenarios='$(SCENARIOS)' \
+	  --report-dir='$(REPORT_DIR)' $(if $(KEEP),--keep) $(if $(STRICT),--strict) \
+	  $(if $(BASELINE),--baseline='$(BASELINE)') $(if $(SHARD),--shard='$(SHARD)') $(PYTEST_ARGS)
 
 test: all
 	$(PYTHON) -m pytest -q tests

@@ -1,0 +1,10 @@
+# Puts the driver (harness/) and the report writers (reports/) on sys.path
+# for every pytest run in this repository.
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+for sub in ("harness", "reports"):
+    p = os.path.join(ROOT, sub)
+    if p not in sys.path:
+        sys.path.insert(0, p)

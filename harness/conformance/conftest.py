@@ -1,0 +1,105 @@
+"""pytest plugin: one test per scenario, all run by one target process.
+
+The scenarios pytest selected (after -k, --deselect, ...) are run together
+once per session; each test then reports its scenario's verdict. pass,
+note and deviation pass (their reason is printed); unsupported is a skip
+with the missing capability; fail and error fail with expected vs
+observed. A missing target binary or a broken catalogue stops the run with
+one line and exit status 2.
+"""
+
+import os
+import sys
+
+import pytest
+
+from uptls import UptlsError, pki as pki_mod, scenario as sc_mod, targets
+from uptls.runner import SanityError, run, shard
+import uptls_reports
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("uptls")
+    g.addoption("--target", default="reference", help="target adapter name")
+    g.addoption("--target-bin", default="", help="path to the target binary")
+    g.addoption("--scenarios", default="", help="glob(s) on scenario ids, comma-separated")
+    g.addoption("--report-dir", default="reports/out", help="where results are written")
+    g.addoption("--keep", action="store_true", help="keep the run folder and print its path")
+    g.addoption("--shard", default="", help="k/n: run the k-th of n stable slices")
+    g.addoption("--baseline", default="", help="earlier result file to compare with")
+    g.addoption("--strict", action="store_true",
+                help="a listed deviation that now passes fails the run")
+
+
+def _die(config, msg):
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr:
+        tr.write_line(f"uptls: {msg}", red=True, bold=True)
+    pytest.exit(f"uptls: {msg}", returncode=2)
+
+
+def pytest_configure(config):
+    o = config.option
+    try:
+        config._uptls_target = targets.get(o.target, o.target_bin or None)
+        config._uptls_target.find_binary()
+        config._uptls_pki = pki_mod.build()
+        cat = sc_mod.load_catalogue(entities=config._uptls_pki.entities)
+        if o.scenarios:
+            cat = sc_mod.select(cat, o.scenarios)
+        if o.shard:
+            cat = shard(cat, o.shard)
+    except UptlsError as e:
+        _die(config, str(e))
+    config._uptls_catalogue = {s.id: s for s in cat}
+    config._uptls_doc = None
+
+
+def pytest_generate_tests(metafunc):
+    if "scenario_id" in metafunc.fixturenames:
+        ids = sorted(metafunc.config._uptls_catalogue)
+        metafunc.parametrize("scenario_id", ids, ids=ids)
+
+
+@pytest.fixture(scope="session")
+def results(request):
+    config = request.config
+    if config._uptls_doc is None:
+        selected = [item.callspec.params["scenario_id"] for item in request.session.items
+                    if hasattr(item, "callspec") and "scenario_id" in item.callspec.params]
+        # The sanity scenario always runs first, selected or not.
+        ids = set(selected) | ({"sanity/plain-handshake"} & set(config._uptls_catalogue))
+        scenarios = [config._uptls_catalogue[i] for i in sorted(ids)]
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+
+        def progress(res):
+            if tr:
+                tr.write_line(f"  {res['verdict']:<11} {res['id']}"
+                              + ("" if res["verdict"] in ("pass",) else f"  -- {res['reason'][:160]}"))
+        target = config._uptls_target
+        if tr:
+            tr.write_line(f"uptls: {len(scenarios)} scenario(s) against {target.name} "
+                          f"({target.binary})")
+        try:
+            doc = run(target, scenarios, config._uptls_pki, keep=config.option.keep,
+                      progress=progress)
+        except (SanityError, UptlsError) as e:
+            _die(config, str(e))
+        paths = uptls_reports.write_all(doc, config.option.report_dir)
+        config._uptls_doc = doc
+        config._uptls_paths = paths
+    return {r["id"]: r for r in config._uptls_doc["scenarios"]}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    doc = getattr(config, "_uptls_doc", None)
+    if not doc:
+        return
+    s = doc["summary"]
+    terminalreporter.write_line(
+        f"uptls {doc['target']['name']} {doc['target']['version']}: " +
+        ", ".join(f"{v} {s[v]}" for v in s) + f" in {doc['duration_s']} s")
+    for kind, path in config._uptls_paths.items():
+        terminalreporter.write_line(f"  {kind:5} {path}")
+    if doc.get("run_dir"):
+        terminalreporter.write_line(f"  run folder kept: {doc['run_dir']}")

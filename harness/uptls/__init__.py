@@ -1,0 +1,19 @@
+"""uptls: a conformance harness for a reverse proxy's upstream TLS.
+
+The driver loads scenarios (scenarios/**/*.toml), builds the PKI with
+uptls-certgen, starts mock backends (uptls-backend) and the target proxy
+through its adapter, sends requests, reads what the backends observed on
+the wire, and gives each scenario a verdict.
+"""
+
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, "bin")
+SCENARIO_DIR = os.path.join(ROOT, "scenarios")
+PKI_FILE = os.path.join(ROOT, "fixtures", "pki.toml")
+PKI_OUT = os.path.join(ROOT, "fixtures", "out")
+
+
+class UptlsError(Exception):
+    """A problem the user must fix, with a message that names what and where."""

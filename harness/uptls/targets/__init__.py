@@ -1,0 +1,13 @@
+"""Target adapters, by name (make conformance TARGET=NAME)."""
+
+from .. import UptlsError
+from .nginx import NginxTarget
+from .reference import ReferenceTarget
+
+TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget)}
+
+
+def get(name, target_bin=None, faults=()):
+    if name not in TARGETS:
+        raise UptlsError(f"TARGET={name}: unknown target (known: {', '.join(sorted(TARGETS))})")
+    return TARGETS[name](target_bin, faults)

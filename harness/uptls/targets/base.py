@@ -1,0 +1,186 @@
+"""What every target adapter provides, and the process handling they share."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import tomllib
+
+from .. import UptlsError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class TargetStartError(UptlsError):
+    """The target binary is missing or would not start: the run cannot go on."""
+
+
+class Target:
+    """A proxy under test.
+
+    Subclasses set `name`, `capabilities` (setting -> True, or a string
+    saying why the target cannot express it) and implement find_binary,
+    version_info, render, argv. Each unit (one location of one scenario)
+    is served under its own path prefix on the one listener of one process.
+    """
+
+    name = "?"
+    capabilities = {}
+    log_alert_markers = ("[alert]", "[emerg]", "ERROR: AddressSanitizer",
+                         "runtime error:", "LeakSanitizer")
+
+    def __init__(self, target_bin=None, faults=()):
+        self.target_bin = target_bin or None
+        self.faults = tuple(faults)
+        self.binary = None
+        self.proc = None
+        self.run_dir = None
+        self.port = None
+        self.log_path = None
+
+    # -- what a subclass provides -------------------------------------------------
+    def find_binary(self):
+        raise NotImplementedError
+
+    def version_info(self):
+        raise NotImplementedError
+
+    def render(self, units, run_dir, port):
+        raise NotImplementedError
+
+    def argv(self, conf_path):
+        raise NotImplementedError
+
+    def check_config(self, conf_path):
+        """Return None, or the target's complaint about the rendered config."""
+        return None
+
+    def unsupported(self, scenario):
+        """None, or why this target cannot express what the scenario needs."""
+        from ..scenario import EXTRA_CAPABILITIES, PROXY_SETTINGS
+        missing = []
+        for cap in sorted(scenario.capabilities()):
+            have = self.capabilities.get(cap, False)
+            if have is True:
+                continue
+            why = have if isinstance(have, str) else "not supported by this adapter"
+            label = cap if cap in PROXY_SETTINGS or cap in EXTRA_CAPABILITIES else cap
+            missing.append(f"{label}: {why}")
+        return "; ".join(missing) or None
+
+    def deviations(self):
+        """The target's known, sourced deviations: {scenario id: {reason, source}}."""
+        path = os.path.join(HERE, f"{self.name}.deviations.toml")
+        if not os.path.exists(path):
+            return {}
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        out = {}
+        for d in data.get("deviation", []):
+            for key in ("scenario", "reason", "source"):
+                if key not in d:
+                    raise UptlsError(f"{path}: every [[deviation]] needs scenario, reason "
+                                     f"and source; one lacks '{key}'")
+            out[d["scenario"]] = {"reason": d["reason"], "source": d["source"]}
+        return out
+
+    # -- process handling shared by all -------------------------------------------
+    def start(self, run_dir, units):
+        self.run_dir = run_dir
+        self.port = free_port()
+        conf = self.render(units, run_dir, self.port)
+        conf_path = os.path.join(run_dir, "target.conf")
+        with open(conf_path, "w") as f:
+            f.write(conf)
+        complaint = self.check_config(conf_path)
+        if complaint:
+            raise TargetStartError(f"{self.name} rejects the rendered configuration "
+                                   f"{conf_path}:\n{complaint}")
+        self.log_path = os.path.join(run_dir, "error.log")
+        out = open(os.path.join(run_dir, "target.stderr"), "wb")
+        try:
+            self.proc = subprocess.Popen(self.argv(conf_path), stdout=out, stderr=out,
+                                         stdin=subprocess.DEVNULL, cwd=run_dir,
+                                         start_new_session=True)
+        except OSError as e:
+            raise TargetStartError(f"cannot run {self.binary}: {e.strerror}") from None
+        finally:
+            out.close()
+        self._wait_ready()
+        return conf
+
+    def _wait_ready(self, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise TargetStartError(f"{self.name} exited at start (status "
+                                       f"{self.proc.returncode}): {self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise TargetStartError(f"{self.name} did not listen on 127.0.0.1:{self.port} within "
+                               f"{timeout:.0f}s: {self.log_tail()}")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """QUIT (graceful), then TERM, then KILL of the whole process group."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        for sig, wait in ((signal.SIGQUIT, 5.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+            if self.proc.poll() is not None:
+                break
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+        # Workers left behind by a master that died: the group is ours alone.
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait()
+
+    def log_text(self):
+        parts = []
+        for path in (self.log_path, os.path.join(self.run_dir or "", "target.stderr")):
+            try:
+                with open(path, errors="replace") as f:
+                    parts.append(f.read())
+            except (OSError, TypeError):
+                pass
+        return "\n".join(parts)
+
+    def log_tail(self, n=8):
+        lines = [ln for ln in self.log_text().splitlines() if ln.strip()]
+        return " | ".join(lines[-n:]) or "(no log output)"
+
+    def alert_lines(self):
+        return [ln for ln in self.log_text().splitlines()
+                if any(m in ln for m in self.log_alert_markers)]
+
+
+def free_port():
+    """A port the kernel says is free now (the target binds it right after)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def which(name, fallbacks=()):
+    for d in os.environ.get("PATH", "").split(os.pathsep) + list(fallbacks):
+        p = os.path.join(d, name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None

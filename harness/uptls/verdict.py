@@ -1,0 +1,246 @@
+"""From observations to a verdict.
+
+Each step's expectation is a closed vocabulary (scenario.EXPECT_KEYS). An
+expectation is checked against what the backends saw on the wire and what
+the client got back, never against the target's own logs. A failed check
+says which way it failed:
+
+- unexpected-accept: the proxy forwarded what it had to refuse (the
+  dangerous one);
+- unexpected-refusal: it refused what it had to forward;
+- wrong-observation: it did something, but not what was configured (the
+  wrong SNI, versions, certificate, a session not resumed...).
+"""
+
+import dataclasses
+
+VERDICTS = ("pass", "fail", "deviation", "note", "unsupported", "error")
+FAIL_KINDS = ("unexpected-accept", "unexpected-refusal", "wrong-observation")
+
+SCSV = {"TLS_EMPTY_RENEGOTIATION_INFO_SCSV", "TLS_FALLBACK_SCSV", "0x00FF", "0x5600",
+        "0x00ff"}
+
+
+def is_tls13_suite(name):
+    return name.startswith("TLS_AES_") or name.startswith("TLS_CHACHA20_") \
+        or name in ("0x1301", "0x1302", "0x1303", "0x1304", "0x1305")
+
+
+@dataclasses.dataclass
+class Failure:
+    kind: str
+    message: str
+
+
+def summarize(events):
+    """Per-connection view of one backend's events: hello + handshake + requests."""
+    conns = {}
+    for e in events:
+        c = conns.setdefault((e.get("name"), e.get("conn")),
+                             {"backend": e.get("name"), "conn": e.get("conn"),
+                              "hello": None, "handshake": None, "requests": 0})
+        ev = e.get("event")
+        if ev == "client_hello":
+            c["hello"] = e
+        elif ev == "handshake":
+            c["handshake"] = e
+        elif ev == "request":
+            c["requests"] += 1
+    return [conns[k] for k in sorted(conns, key=lambda k: (str(k[0]), k[1] or 0))]
+
+
+def observed_view(responses, conns):
+    """What the report shows as 'observed' for a step."""
+    hs = []
+    for c in conns:
+        h = c["handshake"] or {}
+        hello = c["hello"] or {}
+        item = {"backend": c["backend"], "conn": c["conn"], "ok": h.get("ok"),
+                "requests": c["requests"]}
+        if h.get("ok"):
+            item.update({k: h.get(k) for k in ("version", "cipher", "resumed", "sni")})
+            cc = h.get("client_cert")
+            item["client_cert"] = ({k: cc.get(k) for k in ("subject", "sha256", "chain_len",
+                                                           "verify")} if cc else None)
+        elif c["handshake"] is not None:
+            item["error"] = h.get("error")
+            if h.get("alert"):
+                item["alert"] = h.get("alert")
+        if hello:
+            item["hello"] = {k: hello.get(k) for k in ("versions", "ciphers", "groups",
+                                                       "sigalgs", "sni", "alpn",
+                                                       "session_id_len", "ticket_offered",
+                                                       "psk_offered")}
+        hs.append(item)
+    return {"responses": responses, "connections": hs}
+
+
+def check_step(expect, responses, conns, pki, target=None):
+    """Return a list of Failures (empty = the step holds)."""
+    fails = []
+    reached = {c["backend"] for c in conns if c["requests"] > 0}
+    statuses = [r["status"] for r in responses]
+    from_backend = [r for r in responses if r.get("backend")]
+
+    result = expect.get("result")
+    if result == "accepted":
+        bad = [r for r in responses if r["status"] != 200 or not r.get("backend")]
+        if bad:
+            fails.append(Failure("unexpected-refusal",
+                                 f"expected every request forwarded (200 from a backend); got "
+                                 f"statuses {statuses}" + _errors_of(conns)))
+    elif result == "refused":
+        if reached or from_backend:
+            fails.append(Failure("unexpected-accept",
+                                 f"expected no request to reach a backend; "
+                                 f"{sorted(reached) or 'a backend'} received requests "
+                                 f"(statuses {statuses})"))
+        elif any(not isinstance(s, int) or s < 500 for s in statuses):
+            fails.append(Failure("wrong-observation",
+                                 f"expected a 5xx answer for each refused request; got {statuses}"))
+
+    ok = [c for c in conns if c["handshake"] and c["handshake"].get("ok")]
+    hellos = [c["hello"] for c in conns if c["hello"]]
+
+    def need_handshakes(what):
+        if not ok:
+            fails.append(Failure("wrong-observation",
+                                 f"cannot check {what}: no completed handshake was observed"
+                                 + _errors_of(conns)))
+            return False
+        return True
+
+    def need_hellos(what):
+        if not hellos:
+            fails.append(Failure("wrong-observation",
+                                 f"cannot check {what}: no ClientHello was observed"))
+            return False
+        return True
+
+    if "client_cert" in expect and need_handshakes("the client certificate"):
+        want = expect["client_cert"]
+        for c in ok:
+            got = c["handshake"].get("client_cert")
+            if want == "none":
+                if got:
+                    fails.append(Failure("wrong-observation",
+                                         f"expected no client certificate; conn {c['conn']} "
+                                         f"presented '{got.get('subject')}'"))
+            else:
+                ent = pki.entity(want)
+                if not got:
+                    fails.append(Failure("wrong-observation",
+                                         f"expected client certificate '{want}' "
+                                         f"({ent['subject']}); conn {c['conn']} presented none"))
+                elif got.get("sha256") != ent["sha256"]:
+                    fails.append(Failure("wrong-observation",
+                                         f"expected client certificate '{want}' sha256 "
+                                         f"{ent['sha256'][:16]}…; got '{got.get('subject')}' "
+                                         f"{str(got.get('sha256'))[:16]}…"))
+    if "client_chain_len" in expect and need_handshakes("the client chain"):
+        for c in ok:
+            got = (c["handshake"].get("client_cert") or {}).get("chain_len", 0)
+            if got != expect["client_chain_len"]:
+                fails.append(Failure("wrong-observation",
+                                     f"expected the proxy to send {expect['client_chain_len']} "
+                                     f"certificate(s); conn {c['conn']} sent {got}"))
+
+    if "offered_versions" in expect and need_hellos("offered versions"):
+        want = set(expect["offered_versions"])
+        for h in hellos:
+            got = set(h.get("versions") or [])
+            if got != want:
+                fails.append(Failure("wrong-observation",
+                                     f"expected versions offered {sorted(want)}; the ClientHello "
+                                     f"offered {sorted(got)}"))
+                break
+    if "offered_versions_exclude" in expect and need_hellos("offered versions"):
+        for h in hellos:
+            extra = set(h.get("versions") or []) & set(expect["offered_versions_exclude"])
+            if extra:
+                fails.append(Failure("wrong-observation",
+                                     f"the ClientHello offered {sorted(extra)}, which must not "
+                                     "be offered"))
+                break
+    if "negotiated_version" in expect and need_handshakes("the negotiated version"):
+        got = sorted({c["handshake"].get("version") for c in ok})
+        if got != [expect["negotiated_version"]]:
+            fails.append(Failure("wrong-observation",
+                                 f"expected {expect['negotiated_version']} negotiated; got {got}"))
+
+    if "offered_ciphers" in expect and need_hellos("offered ciphers"):
+        want = set(expect["offered_ciphers"])
+        for h in hellos:
+            got = {c for c in h.get("ciphers") or [] if c not in SCSV and not is_tls13_suite(c)}
+            if got != want:
+                fails.append(Failure("wrong-observation",
+                                     f"expected TLS<=1.2 suites offered {sorted(want)}; got "
+                                     f"{sorted(got)} (extra {sorted(got - want)}, missing "
+                                     f"{sorted(want - got)})"))
+                break
+    if "offered_ciphers_exclude" in expect and need_hellos("offered ciphers"):
+        for h in hellos:
+            bad = [c for c in h.get("ciphers") or [] if c not in SCSV and
+                   any(x in c for x in expect["offered_ciphers_exclude"])]
+            if bad:
+                fails.append(Failure("wrong-observation",
+                                     f"the ClientHello offered excluded suites {bad}"))
+                break
+    if "offered_ciphersuites" in expect and need_hellos("offered TLS 1.3 suites"):
+        want = set(expect["offered_ciphersuites"])
+        for h in hellos:
+            got = {c for c in h.get("ciphers") or [] if is_tls13_suite(c)}
+            if got != want:
+                fails.append(Failure("wrong-observation",
+                                     f"expected TLS 1.3 suites offered {sorted(want)}; got "
+                                     f"{sorted(got)}"))
+                break
+    if "negotiated_cipher" in expect and need_handshakes("the negotiated cipher"):
+        got = sorted({c["handshake"].get("cipher") for c in ok})
+        if got != [expect["negotiated_cipher"]]:
+            fails.append(Failure("wrong-observation",
+                                 f"expected cipher {expect['negotiated_cipher']}; got {got}"))
+
+    if "resumed" in expect and need_handshakes("resumption"):
+        flags = [bool(c["handshake"].get("resumed")) for c in ok]
+        want = expect["resumed"]
+        if want == "none" and any(flags):
+            fails.append(Failure("wrong-observation",
+                                 f"expected no resumed session; resumed per handshake: {flags}"))
+        elif want == "all" and not all(flags):
+            fails.append(Failure("wrong-observation",
+                                 f"expected every handshake resumed; resumed per handshake: {flags}"))
+        elif want == "all-after-first":
+            if len(flags) < 2:
+                fails.append(Failure("wrong-observation",
+                                     f"expected at least 2 handshakes to see resumption; saw "
+                                     f"{len(flags)} (upstream connection reused instead?)"))
+            elif flags[0] or not all(flags[1:]):
+                fails.append(Failure("wrong-observation",
+                                     f"expected the first handshake full and every later one "
+                                     f"resumed; resumed per handshake: {flags}"))
+
+    if "sni" in expect and need_hellos("SNI"):
+        want = None if expect["sni"] == "absent" else expect["sni"]
+        got = [h.get("sni") for h in hellos]
+        if any(g != want for g in got):
+            fails.append(Failure("wrong-observation",
+                                 f"expected SNI {want or 'absent'}; the ClientHellos carried "
+                                 f"{sorted({str(g) for g in got})}"))
+
+    for bn in expect.get("backend_seen", []):
+        if bn not in reached:
+            fails.append(Failure("wrong-observation",
+                                 f"expected backend '{bn}' to receive a request; it received none"))
+    for bn in expect.get("backend_not_seen", []):
+        if any(c["backend"] == bn for c in conns):
+            fails.append(Failure("wrong-observation",
+                                 f"expected no connection to backend '{bn}'; it saw "
+                                 f"{sum(1 for c in conns if c['backend'] == bn)}"))
+    return fails
+
+
+def _errors_of(conns):
+    errs = sorted({str(c["handshake"].get("error")) for c in conns
+                   if c["handshake"] and not c["handshake"].get("ok")})
+    return f"; backend saw handshake errors: {errs}" if errs else ""

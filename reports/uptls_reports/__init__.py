@@ -1,0 +1,129 @@
+"""Report writers. The JSON result file is the source of truth (schema
+uptls-results/1); JUnit XML and Markdown are drawn from it, so they can
+also be regenerated from a result file made elsewhere.
+
+Every string that came from a peer (certificate subjects, SNI, headers,
+error text) is escaped for the format it lands in.
+"""
+
+import json
+import os
+import xml.etree.ElementTree as ET
+
+VERDICT_ORDER = ("fail", "error", "deviation", "note", "unsupported", "pass")
+MARK = {"pass": "✅ pass", "fail": "❌ fail", "deviation": "⚠️ deviation", "note": "📝 note",
+        "unsupported": "➖ unsupported", "error": "💥 error"}
+
+
+def _atomic_write(path, text):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_all(doc, report_dir):
+    """Write <target>.json, .junit.xml and .md; return their paths."""
+    name = doc["target"]["name"]
+    if doc["target"].get("faults"):
+        name += "+" + "+".join(doc["target"]["faults"])
+    paths = {
+        "json": os.path.join(report_dir, f"{name}.json"),
+        "junit": os.path.join(report_dir, f"{name}.junit.xml"),
+        "md": os.path.join(report_dir, f"{name}.md"),
+    }
+    _atomic_write(paths["json"], json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    _atomic_write(paths["junit"], junit(doc))
+    _atomic_write(paths["md"], markdown(doc))
+    return paths
+
+
+def _detail(res):
+    """Expected vs observed, as plain text, for a failure message."""
+    out = [f"{res['id']}: {res['verdict']} — {res['reason']}"]
+    for st in res.get("steps", []):
+        out.append(f"step {st['step']} (location {st['location']}):")
+        out.append("  expected: " + json.dumps(st["expected"], ensure_ascii=False))
+        obs = st["observed"]
+        out.append("  responses: " + json.dumps(
+            [{k: r.get(k) for k in ("status", "backend")} for r in obs["responses"]]))
+        for c in obs["connections"]:
+            hello = c.get("hello") or {}
+            brief = {k: c.get(k) for k in ("backend", "conn", "ok", "version", "cipher",
+                                            "resumed", "sni", "error", "requests") if k in c}
+            if c.get("client_cert") is not None:
+                brief["client_cert"] = c["client_cert"].get("subject")
+            brief["offered_versions"] = hello.get("versions")
+            out.append("  conn: " + json.dumps(brief, ensure_ascii=False))
+        for f in st["failures"]:
+            out.append(f"  ✗ {f['kind']}: {f['message']}")
+    if res.get("config_excerpt"):
+        out.append("config:\n" + res["config_excerpt"])
+    return "\n".join(out)
+
+
+def junit(doc):
+    s = doc["summary"]
+    suite = ET.Element("testsuite", {
+        "name": f"uptls.{doc['target']['name']}",
+        "tests": str(len(doc["scenarios"])),
+        "failures": str(s.get("fail", 0)), "errors": str(s.get("error", 0)),
+        "skipped": str(s.get("unsupported", 0)), "time": str(doc.get("duration_s", 0)),
+        "timestamp": doc.get("started", "")})
+    props = ET.SubElement(suite, "properties")
+    for k, v in doc["target"].items():
+        ET.SubElement(props, "property", {"name": f"target.{k}", "value": str(v)})
+    for res in doc["scenarios"]:
+        tc = ET.SubElement(suite, "testcase", {"classname": f"uptls.{res['family']}",
+                                               "name": res["id"]})
+        v = res["verdict"]
+        if v == "fail":
+            el = ET.SubElement(tc, "failure", {"message": res["reason"][:1000],
+                                               "type": res.get("fail_kind", "fail")})
+            el.text = _detail(res)
+        elif v == "error":
+            el = ET.SubElement(tc, "error", {"message": res["reason"][:1000], "type": "error"})
+            el.text = _detail(res)
+        elif v == "unsupported":
+            ET.SubElement(tc, "skipped", {"message": "unsupported: " + res["reason"][:1000]})
+        else:
+            ET.SubElement(tc, "system-out").text = f"{v}: {res['reason']}"
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def md_escape(text):
+    """Text safe inside a Markdown table cell: no markup, no HTML, no row breaks."""
+    text = str(text)
+    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"),
+                 ("`", "\\`"), ("*", "\\*"), ("_", "\\_"), ("[", "\\["), ("]", "\\]")):
+        text = text.replace(a, b)
+    return " ".join(text.split())
+
+
+def markdown(doc):
+    t, s = doc["target"], doc["summary"]
+    lines = [f"# uptls: {md_escape(t['name'])} {md_escape(t.get('version', ''))}", "",
+             f"Binary `{md_escape(t.get('binary'))}`, {md_escape(t.get('openssl'))}; "
+             f"started {doc.get('started')}, {doc.get('duration_s')} s.", "",
+             "| " + " | ".join(VERDICT_ORDER) + " |",
+             "|" + "---|" * len(VERDICT_ORDER),
+             "| " + " | ".join(str(s.get(v, 0)) for v in VERDICT_ORDER) + " |", ""]
+    bad = [r for r in doc["scenarios"] if r["verdict"] in ("fail", "error")]
+    if bad:
+        lines += ["## Failures", ""]
+        for r in bad:
+            kind = f" ({r['fail_kind']})" if r.get("fail_kind") else ""
+            lines.append(f"- **{md_escape(r['id'])}** [{r['importance']}]{kind}: "
+                         f"{md_escape(r['reason'])}")
+        lines.append("")
+    lines += ["## Scenarios", "", "| scenario | importance | verdict | reason |",
+              "|---|---|---|---|"]
+    for r in sorted(doc["scenarios"], key=lambda r: (r["family"], r["id"])):
+        lines.append(f"| {md_escape(r['id'])} | {r['importance']} | {MARK[r['verdict']]} | "
+                     f"{md_escape(r['reason'])[:300]} |")
+    if doc.get("target_alerts"):
+        lines += ["", "## Target log alerts not tied to a scenario", ""]
+        lines += [f"- {md_escape(a)}" for a in doc["target_alerts"]]
+    return "\n".join(lines) + "\n"
