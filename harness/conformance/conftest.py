@@ -23,6 +23,7 @@ def pytest_addoption(parser):
     g.addoption("--target", default="reference", help="target adapter name")
     g.addoption("--target-bin", default="", help="path to the target binary")
     g.addoption("--scenarios", default="", help="glob(s) on scenario ids, comma-separated")
+    g.addoption("--scenario-dir", default="", help="catalogue folder (default: scenarios/)")
     g.addoption("--report-dir", default="reports/out", help="where results are written")
     g.addoption("--keep", action="store_true", help="keep the run folder and print its path")
     g.addoption("--shard", default="", help="k/n: run the k-th of n stable slices")
@@ -44,7 +45,8 @@ def pytest_configure(config):
         config._uptls_target = targets.get(o.target, o.target_bin or None)
         config._uptls_target.find_binary()
         config._uptls_pki = pki_mod.build()
-        cat = sc_mod.load_catalogue(entities=config._uptls_pki.entities)
+        cat = sc_mod.load_catalogue(o.scenario_dir or sc_mod.SCENARIO_DIR,
+                                    entities=config._uptls_pki.entities)
         if o.scenarios:
             cat = sc_mod.select(cat, o.scenarios)
         if o.shard:

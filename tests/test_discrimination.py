@@ -1,0 +1,62 @@
+"""Every scenario passes against a correct proxy and fails against a broken one.
+
+A verdict is evidence only if it can come out the other way: each scenario
+is run against nginx and uptls-proxy as configured (it must pass, or be a
+listed deviation) and with each of its wrong-way variants (a setting
+changed the wrong way: it must fail), and against uptls-proxy with the fault
+switch that breaks the directive it checks (it must fail).
+"""
+
+import pytest
+
+from helpers import by_id, catalogue, run_target
+
+IDS = [s.id for s in catalogue()]
+VARIANTS = [f"{s.id}~wrong{i}" for s in catalogue() for i, w in enumerate(s.wrong, 1)
+            if w.proxy or w.drop]
+FAULTED = sorted({(w.fault, s.id) for s in catalogue() for w in s.wrong if w.fault})
+
+
+@pytest.fixture(scope="module", params=["reference", "nginx"])
+def doc(request):
+    return request.param, by_id(run_target(request.param, variants=True))
+
+
+@pytest.mark.parametrize("sid", IDS)
+def test_scenario_holds_on_a_correct_proxy(doc, sid):
+    target, results = doc
+    res = results[sid]
+    assert res["verdict"] in ("pass", "note", "deviation"), \
+        f"{target}: {sid}: {res['verdict']}: {res['reason']}"
+    if target == "reference":
+        assert res["verdict"] in ("pass", "note"), \
+            f"the reference proxy must not need a deviation: {res['reason']}"
+
+
+@pytest.mark.parametrize("vid", VARIANTS)
+def test_wrong_way_variant_fails(doc, vid):
+    target, results = doc
+    res = results[vid]
+    assert res["verdict"] == "fail", \
+        f"{target}: {vid} ({res.get('variant')}) should fail but is {res['verdict']}: {res['reason']}"
+    assert res["fail_kind"] in ("unexpected-accept", "unexpected-refusal", "wrong-observation")
+
+
+@pytest.fixture(scope="module")
+def fault_runs():
+    cache = {}
+
+    def get(fault):
+        if fault not in cache:
+            ids = {sid for f, sid in FAULTED if f == fault}
+            cache[fault] = by_id(run_target("reference", [s for s in catalogue() if s.id in ids],
+                                            faults=(fault,)))
+        return cache[fault]
+    return get
+
+
+@pytest.mark.parametrize("fault,sid", FAULTED, ids=[f"{f}:{s}" for f, s in FAULTED])
+def test_fault_switch_makes_scenario_fail(fault_runs, fault, sid):
+    res = fault_runs(fault)[sid]
+    assert res["verdict"] == "fail", \
+        f"uptls-proxy --fault {fault}: {sid} should fail but is {res['verdict']}: {res['reason']}"
