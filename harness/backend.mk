@@ -1,1 +1,33 @@
 # uptls-backend: owned by harness/. Defines $(BIN)/uptls-backend.
+#
+#   make bin/uptls-backend            the backend
+#   make backend-test                 its pytest suite (harness/backend/test_backend.py)
+#   make backend-asan                 an -fsanitize=address,undefined build in build/asan/
+#
+# BACKEND_OBJDIR lets a second build (sanitizers) keep its objects apart.
+
+BACKEND_SRCS   := $(wildcard harness/backend/*.c)
+BACKEND_OBJDIR ?= build/backend
+BACKEND_OBJS    = $(patsubst harness/backend/%.c,$(BACKEND_OBJDIR)/%.o,$(BACKEND_SRCS))
+
+all: $(BIN)/uptls-backend
+
+$(BIN)/uptls-backend: $(BACKEND_OBJS) | $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $(BACKEND_OBJS) $(LDLIBS_ALL)
+
+$(BACKEND_OBJDIR)/%.o: harness/backend/%.c | $(BACKEND_OBJDIR)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BACKEND_OBJDIR):
+	mkdir -p $@
+
+-include $(BACKEND_OBJS:.o=.d)
+
+.PHONY: backend-test backend-asan
+backend-test: $(BIN)/uptls-backend
+	$(PYTHON) -m pytest -q harness/backend/test_backend.py
+
+backend-asan:
+	$(MAKE) BIN=build/asan/bin BACKEND_OBJDIR=build/asan/backend \
+	  SAN_CFLAGS='-fsanitize=address,undefined -fno-omit-frame-pointer' \
+	  build/asan/bin/uptls-backend

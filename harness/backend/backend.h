@@ -1,0 +1,208 @@
+/*
+ * uptls-backend: a mock TLS upstream server that records, as JSON lines,
+ * what the proxy under test did on the wire (ClientHello, handshake result,
+ * client certificate, HTTP requests, how the connection ended).
+ *
+ * Observations are facts, never verdicts: the driver decides what they mean.
+ */
+#ifndef UPTLS_BACKEND_H
+#define UPTLS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#define BACKEND_ERR_LEN 512
+
+/* ---- fault switches (backend_fault.c) ---------------------------------- */
+
+enum backend_fault {
+    BACKEND_FAULT_STALL_HANDSHAKE = 1u << 0,
+    BACKEND_FAULT_CLOSE_AFTER_CLIENT_HELLO = 1u << 1,
+    BACKEND_FAULT_ALERT_AFTER_CLIENT_HELLO = 1u << 2,
+    BACKEND_FAULT_NON_TLS = 1u << 3,
+    BACKEND_FAULT_OMIT_INTERMEDIATE = 1u << 4,
+    BACKEND_FAULT_TRUNCATE_BODY = 1u << 5,
+    BACKEND_FAULT_RESET_AFTER_HEADERS = 1u << 6,
+    BACKEND_FAULT_HUGE_HEADERS = 1u << 7,
+    BACKEND_FAULT_SLOW_RESPONSE = 1u << 8,
+};
+
+/* Returns the fault's bit, or 0 if the name is unknown. */
+unsigned backend_fault_lookup(const char *name);
+/* The name of one fault bit. */
+const char *backend_fault_name(unsigned bit);
+/* Writes "a, b, c" (every known fault name) into out. */
+void backend_fault_list(char *out, size_t out_len);
+/* Prints one line per fault (name and description) for --help. */
+void backend_fault_print_help(void);
+
+/* ---- configuration (backend_config.c) ---------------------------------- */
+
+enum backend_client_auth { BACKEND_AUTH_NONE, BACKEND_AUTH_REQUEST, BACKEND_AUTH_REQUIRE };
+
+struct backend_config {
+    const char *name;
+    const char *cert;
+    const char *key;
+    const char *listen;
+    int port;
+    int client_auth;  /* enum backend_client_auth */
+    const char *client_ca;
+    int min_proto;    /* 0 = library default, else TLS1_VERSION... */
+    int max_proto;
+    const char *ciphers;
+    const char *ciphersuites;
+    int session_cache; /* 1 = on */
+    int tickets;       /* 1 = on */
+    int close_after_response;
+    const char *log_path; /* NULL = stdout */
+    unsigned faults;      /* enum backend_fault bits */
+    int idle_timeout;     /* seconds */
+    int help;
+};
+
+/*
+ * Parses argv into cfg (defaults first). On error writes every problem found,
+ * one per line, into err and returns -1. Returns 0 on success.
+ */
+int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char *err,
+                         size_t err_len);
+void backend_config_print_help(const char *prog);
+
+/* ---- JSON lines (backend_json.c) ---------------------------------------- */
+
+struct json_writer {
+    char *buf;
+    size_t len;
+    size_t cap;
+    int comma;     /* a value was written at this nesting level */
+    int after_key; /* a key was written, its value is next */
+    int oom;
+};
+
+void json_reset(struct json_writer *jw);
+void json_free(struct json_writer *jw);
+void json_obj_begin(struct json_writer *jw);
+void json_obj_end(struct json_writer *jw);
+void json_arr_begin(struct json_writer *jw);
+void json_arr_end(struct json_writer *jw);
+void json_key(struct json_writer *jw, const char *key);
+void json_str(struct json_writer *jw, const char *s);
+void json_strn(struct json_writer *jw, const char *s, size_t len);
+void json_int(struct json_writer *jw, long long v);
+void json_double(struct json_writer *jw, double v);
+void json_bool(struct json_writer *jw, int v);
+void json_null(struct json_writer *jw);
+
+/* The observation log: one JSON object per line, one write(2) per line. */
+struct backend_log {
+    int fd;
+    int owned;
+    const char *name;
+    double t0;
+    struct json_writer jw;
+};
+
+int backend_log_open(struct backend_log *log, const char *path, const char *name, char *err,
+                     size_t err_len);
+void backend_log_close(struct backend_log *log);
+/* Starts a line: {"event":EVENT,"name":NAME,"conn":CONN,"t":T  (conn 0 = omitted) */
+struct json_writer *backend_log_begin(struct backend_log *log, const char *event,
+                                      unsigned long conn);
+/* Closes the object and writes the line. */
+void backend_log_end(struct backend_log *log);
+double backend_now(void);
+
+/* ---- server state -------------------------------------------------------- */
+
+struct backend_conn;
+
+struct backend_server {
+    struct backend_config *cfg;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    SSL_CTX *ctx;
+    struct backend_log log;
+    int port; /* the bound port */
+    unsigned long num_conns;
+    struct backend_conn *conns; /* every open connection, for shutdown */
+    struct event *sigterm;
+    struct event *sigint;
+};
+
+/* ---- TLS (backend_tls.c) ------------------------------------------------- */
+
+SSL_CTX *backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t err_len);
+int backend_tls_conn_index(void);
+/* Logs the handshake line for a completed handshake. */
+void backend_tls_observe_handshake_ok(struct backend_conn *c);
+/* Logs a failed handshake: what, the SSL_get_error class and the alert seen. */
+void backend_tls_observe_handshake_fail(struct backend_conn *c, const char *error,
+                                        const char *error_class);
+const char *backend_tls_error_class(int ssl_err);
+
+/* ---- connections (backend_conn.c) ---------------------------------------- */
+
+enum backend_conn_state {
+    CONN_STALL,     /* fault: TCP accepted, nothing ever answered */
+    CONN_NON_TLS,   /* fault: wait for bytes, answer in plaintext */
+    CONN_HANDSHAKE,
+    CONN_ACTIVE,    /* reading requests, writing responses */
+    CONN_LINGER,    /* close_notify sent; draining until the peer closes */
+};
+
+enum backend_close_mode {
+    CLOSE_CLEAN, /* close_notify, then wait for the peer to close */
+    CLOSE_DIRTY, /* close the TCP connection without close_notify */
+    CLOSE_RESET, /* SO_LINGER 0: RST */
+};
+
+struct backend_conn {
+    struct backend_server *srv;
+    struct backend_conn *next, *prev;
+    unsigned long id;
+    int fd;
+    SSL *ssl;
+    int state; /* enum backend_conn_state */
+    struct event *rev, *wev, *timer, *slow_timer;
+    struct evbuffer *in;   /* decrypted request bytes */
+    struct evbuffer *out;  /* response bytes for SSL_write */
+    struct evbuffer *slow; /* slow-response: bytes still to move into out */
+    unsigned long num_requests;
+    int closing;    /* no more requests: finish writing, then close */
+    int close_mode; /* enum backend_close_mode */
+    int handshake_logged;
+    int client_hello_seen;
+    int close_after_hello; /* set by the ClientHello callback */
+    int got_close_notify;
+    int alert_dir;         /* 0 none, 'r' received, 's' sent */
+    int alert_code;
+    const char *alert_desc;
+    int handshake_done;
+    int reset_armed;         /* reset-after-headers: headers written, RST timer set */
+    const char *close_reason; /* why we are closing, for the close line */
+};
+
+void backend_conn_accept(struct backend_server *srv, int fd, const struct sockaddr *sa, int salen);
+/* Closes and frees the connection, logging the close line. */
+void backend_conn_close(struct backend_conn *c, const char *reason);
+/* slow-response: start moving c->slow into c->out, one byte per step. */
+void backend_conn_start_slow(struct backend_conn *c);
+
+/* ---- HTTP (backend_http.c) ----------------------------------------------- */
+
+enum http_parse_result { HTTP_NEED_MORE, HTTP_DONE, HTTP_BAD };
+
+/*
+ * Parses and answers every complete request at the front of c->in, appending
+ * the responses to c->out (or c->slow). Sets c->closing when the connection
+ * is to end after the responses are written.
+ */
+void backend_http_process(struct backend_conn *c);
+
+#endif

@@ -1,0 +1,271 @@
+/*
+ * Command line: one table of options (name, argument, kind, field, choices,
+ * help). Help is printed from the table; defaults are set in one place
+ * (backend_config_defaults). Every error is collected before failing, and
+ * each names the option, the bad value and the allowed values.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+enum opt_kind {
+    OPT_STR,    /* const char * */
+    OPT_PORT,   /* int 0..65535 */
+    OPT_SECS,   /* int 1..86400 */
+    OPT_CHOICE, /* int: the value mapped through choices/values */
+    OPT_FLAG,   /* int set to 1, no argument */
+    OPT_FAULT,  /* unsigned bit set, repeatable */
+};
+
+static const char *const auth_choices[] = {"none", "request", "require", NULL};
+static const int auth_values[] = {BACKEND_AUTH_NONE, BACKEND_AUTH_REQUEST, BACKEND_AUTH_REQUIRE};
+static const char *const proto_choices[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", NULL};
+static const int proto_values[] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION};
+static const char *const onoff_choices[] = {"on", "off", NULL};
+static const int onoff_values[] = {1, 0};
+
+struct backend_opt {
+    const char *name;
+    const char *arg; /* NULL for flags */
+    enum opt_kind kind;
+    size_t offset;
+    const char *const *choices;
+    const int *values;
+    const char *help;
+};
+
+#define F(field) offsetof(struct backend_config, field)
+
+static const struct backend_opt backend_opts[] = {
+    {"--name", "NAME", OPT_STR, F(name), NULL, NULL,
+     "backend name, in every log line and response (required)"},
+    {"--cert", "CHAIN.pem", OPT_STR, F(cert), NULL, NULL,
+     "server certificate, then its intermediates (required)"},
+    {"--key", "KEY.pem", OPT_STR, F(key), NULL, NULL, "server private key (required)"},
+    {"--listen", "ADDR", OPT_STR, F(listen), NULL, NULL, "listen address (default 127.0.0.1)"},
+    {"--port", "PORT", OPT_PORT, F(port), NULL, NULL, "listen port; 0 = pick a free one (default 0)"},
+    {"--client-auth", "MODE", OPT_CHOICE, F(client_auth), auth_choices, auth_values,
+     "ask for a client certificate: none|request|require (default none)"},
+    {"--client-ca", "CA.pem", OPT_STR, F(client_ca), NULL, NULL,
+     "CAs that verify client certificates and are named in the CertificateRequest"},
+    {"--min-proto", "VER", OPT_CHOICE, F(min_proto), proto_choices, proto_values,
+     "lowest TLS version: TLSv1|TLSv1.1|TLSv1.2|TLSv1.3 (default: OpenSSL's)"},
+    {"--max-proto", "VER", OPT_CHOICE, F(max_proto), proto_choices, proto_values,
+     "highest TLS version (default: OpenSSL's)"},
+    {"--ciphers", "STR", OPT_STR, F(ciphers), NULL, NULL,
+     "TLS <= 1.2 cipher list, may hold @SECLEVEL=N (SSL_CTX_set_cipher_list)"},
+    {"--ciphersuites", "STR", OPT_STR, F(ciphersuites), NULL, NULL,
+     "TLS 1.3 cipher suites (SSL_CTX_set_ciphersuites)"},
+    {"--session-cache", "on|off", OPT_CHOICE, F(session_cache), onoff_choices, onoff_values,
+     "server-side session cache (default on)"},
+    {"--tickets", "on|off", OPT_CHOICE, F(tickets), onoff_choices, onoff_values,
+     "session tickets (default on)"},
+    {"--close-after-response", NULL, OPT_FLAG, F(close_after_response), NULL, NULL,
+     "send Connection: close and a clean TLS shutdown after each response"},
+    {"--log", "FILE", OPT_STR, F(log_path), NULL, NULL,
+     "JSON lines observation log, appended (default stdout)"},
+    {"--fault", "NAME", OPT_FAULT, F(faults), NULL, NULL, "misbehave on purpose (repeatable), see below"},
+    {"--idle-timeout", "SECS", OPT_SECS, F(idle_timeout), NULL, NULL,
+     "close a connection idle this long (default 300)"},
+    {"-h", NULL, OPT_FLAG, F(help), NULL, NULL, "print this help"},
+    {"--help", NULL, OPT_FLAG, F(help), NULL, NULL, "print this help"},
+};
+
+#define NUM_OPTS (sizeof(backend_opts) / sizeof(backend_opts[0]))
+
+static void backend_config_defaults(struct backend_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->listen = "127.0.0.1";
+    cfg->port = 0;
+    cfg->client_auth = BACKEND_AUTH_NONE;
+    cfg->min_proto = 0;
+    cfg->max_proto = 0;
+    cfg->session_cache = 1;
+    cfg->tickets = 1;
+    cfg->log_path = NULL;
+    cfg->idle_timeout = 300;
+}
+
+static void add_err(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void add_err(char *err, size_t err_len, const char *fmt, ...)
+{
+    size_t used = strlen(err);
+    va_list ap;
+
+    if (used + 1 >= err_len)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err + used, err_len - used, fmt, ap);
+    va_end(ap);
+    used = strlen(err);
+    if (used + 1 < err_len) {
+        err[used] = '\n';
+        err[used + 1] = '\0';
+    }
+}
+
+static void choices_str(const char *const *choices, char *out, size_t out_len)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; choices[i] != NULL; i++) {
+        int n = snprintf(out + used, out_len - used, "%s%s", i ? ", " : "", choices[i]);
+        if (n < 0 || (size_t)n >= out_len - used)
+            return;
+        used += (size_t)n;
+    }
+}
+
+static int parse_int(const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static void apply_opt(struct backend_config *cfg, const struct backend_opt *o, const char *val,
+                      char *err, size_t err_len)
+{
+    char *field = (char *)cfg + o->offset;
+    char list[256];
+
+    switch (o->kind) {
+    case OPT_STR:
+        if (val[0] == '\0')
+            add_err(err, err_len, "%s: empty value; expected %s", o->name, o->arg);
+        else
+            *(const char **)(void *)field = val;
+        break;
+    case OPT_PORT:
+        if (parse_int(val, 0, 65535, (int *)(void *)field) != 0)
+            add_err(err, err_len, "%s: bad value '%s'; allowed: an integer 0..65535", o->name,
+                    val);
+        break;
+    case OPT_SECS:
+        if (parse_int(val, 1, 86400, (int *)(void *)field) != 0)
+            add_err(err, err_len, "%s: bad value '%s'; allowed: an integer 1..86400", o->name,
+                    val);
+        break;
+    case OPT_CHOICE:
+        for (size_t i = 0; o->choices[i] != NULL; i++) {
+            if (strcmp(o->choices[i], val) == 0) {
+                *(int *)(void *)field = o->values[i];
+                return;
+            }
+        }
+        choices_str(o->choices, list, sizeof(list));
+        add_err(err, err_len, "%s: bad value '%s'; allowed: %s", o->name, val, list);
+        break;
+    case OPT_FLAG:
+        *(int *)(void *)field = 1;
+        break;
+    case OPT_FAULT: {
+        unsigned bit = backend_fault_lookup(val);
+        if (bit == 0) {
+            backend_fault_list(list, sizeof(list));
+            add_err(err, err_len, "--fault: unknown fault '%s'; known faults: %s", val, list);
+        } else {
+            *(unsigned *)(void *)field |= bit;
+        }
+        break;
+    }
+    }
+}
+
+int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char *err,
+                         size_t err_len)
+{
+    err[0] = '\0';
+    backend_config_defaults(cfg);
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *val = NULL;
+        const struct backend_opt *o = NULL;
+        size_t name_len = strcspn(arg, "=");
+
+        for (size_t k = 0; k < NUM_OPTS; k++) {
+            if (strlen(backend_opts[k].name) == name_len &&
+                strncmp(backend_opts[k].name, arg, name_len) == 0) {
+                o = &backend_opts[k];
+                break;
+            }
+        }
+        if (o == NULL) {
+            add_err(err, err_len, "unknown option '%s' (see -h)", arg);
+            continue;
+        }
+        if (o->arg == NULL) {
+            if (arg[name_len] == '=')
+                add_err(err, err_len, "%s: takes no value", o->name);
+            else
+                apply_opt(cfg, o, NULL, err, err_len);
+            continue;
+        }
+        if (arg[name_len] == '=') {
+            val = arg + name_len + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            add_err(err, err_len, "%s: missing value; expected %s", o->name, o->arg);
+            continue;
+        }
+        apply_opt(cfg, o, val, err, err_len);
+    }
+
+    if (cfg->help)
+        return err[0] == '\0' ? 0 : -1;
+    if (cfg->name == NULL)
+        add_err(err, err_len, "--name: required");
+    else {
+        for (const char *p = cfg->name; *p; p++) {
+            if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+                add_err(err, err_len,
+                        "--name: bad value '%s'; allowed: printable ASCII without spaces",
+                        cfg->name);
+                break;
+            }
+        }
+    }
+    if (cfg->cert == NULL)
+        add_err(err, err_len, "--cert: required");
+    if (cfg->key == NULL)
+        add_err(err, err_len, "--key: required");
+    if (cfg->min_proto != 0 && cfg->max_proto != 0 && cfg->min_proto > cfg->max_proto)
+        add_err(err, err_len, "--min-proto: higher than --max-proto");
+    if (cfg->client_ca != NULL && cfg->client_auth == BACKEND_AUTH_NONE)
+        add_err(err, err_len, "--client-ca: given with --client-auth none; allowed with: "
+                              "request, require");
+    return err[0] == '\0' ? 0 : -1;
+}
+
+void backend_config_print_help(const char *prog)
+{
+    printf("usage: %s --name NAME --cert CHAIN.pem --key KEY.pem [options]\n\n", prog);
+    printf("A mock TLS upstream that logs what its clients did, one JSON object per line.\n\n");
+    printf("options:\n");
+    for (size_t i = 0; i < NUM_OPTS; i++) {
+        char left[64];
+        const struct backend_opt *o = &backend_opts[i];
+        snprintf(left, sizeof(left), "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        printf("  %-26s %s\n", left, o->help);
+    }
+    printf("\nfaults (--fault NAME):\n");
+    backend_fault_print_help();
+}

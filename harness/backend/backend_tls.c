@@ -1,0 +1,523 @@
+/*
+ * TLS side of the backend: the SSL_CTX built from the command line, the
+ * ClientHello observer (called before OpenSSL decides anything), the alert
+ * observer and the handshake line.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "backend.h"
+
+static int conn_index = -1;
+
+int backend_tls_conn_index(void)
+{
+    return conn_index;
+}
+
+static struct backend_conn *conn_of(const SSL *ssl)
+{
+    return SSL_get_ex_data(ssl, conn_index);
+}
+
+/* ---- names for wire values --------------------------------------------- */
+
+static const char *version_name(unsigned v, char *buf, size_t buf_len)
+{
+    switch (v) {
+    case SSL3_VERSION:
+        return "SSLv3";
+    case TLS1_VERSION:
+        return "TLSv1";
+    case TLS1_1_VERSION:
+        return "TLSv1.1";
+    case TLS1_2_VERSION:
+        return "TLSv1.2";
+    case TLS1_3_VERSION:
+        return "TLSv1.3";
+    default:
+        snprintf(buf, buf_len, "0x%04x", v);
+        return buf;
+    }
+}
+
+struct code_name {
+    unsigned code;
+    const char *name;
+};
+
+/* TLS SupportedGroups registry names (RFC 8446 4.2.7, RFC 8422, RFC 7919). */
+static const struct code_name group_names[] = {
+    {23, "secp256r1"}, {24, "secp384r1"},  {25, "secp521r1"},  {29, "x25519"},
+    {30, "x448"},      {256, "ffdhe2048"}, {257, "ffdhe3072"}, {258, "ffdhe4096"},
+    {259, "ffdhe6144"}, {260, "ffdhe8192"}, {21, "secp224r1"}, {22, "secp256k1"},
+    {26, "brainpoolP256r1"}, {27, "brainpoolP384r1"}, {28, "brainpoolP512r1"},
+    {31, "brainpoolP256r1tls13"}, {32, "brainpoolP384r1tls13"}, {33, "brainpoolP512r1tls13"},
+};
+
+/* TLS SignatureScheme registry names (RFC 8446 4.2.3) plus TLS 1.2 pairs. */
+static const struct code_name sigalg_names[] = {
+    {0x0401, "rsa_pkcs1_sha256"},       {0x0501, "rsa_pkcs1_sha384"},
+    {0x0601, "rsa_pkcs1_sha512"},       {0x0403, "ecdsa_secp256r1_sha256"},
+    {0x0503, "ecdsa_secp384r1_sha384"}, {0x0603, "ecdsa_secp521r1_sha512"},
+    {0x0804, "rsa_pss_rsae_sha256"},    {0x0805, "rsa_pss_rsae_sha384"},
+    {0x0806, "rsa_pss_rsae_sha512"},    {0x0807, "ed25519"},
+    {0x0808, "ed448"},                  {0x0809, "rsa_pss_pss_sha256"},
+    {0x080a, "rsa_pss_pss_sha384"},     {0x080b, "rsa_pss_pss_sha512"},
+    {0x081a, "ecdsa_brainpoolP256r1tls13_sha256"}, {0x081b, "ecdsa_brainpoolP384r1tls13_sha384"},
+    {0x081c, "ecdsa_brainpoolP512r1tls13_sha512"}, {0x0201, "rsa_pkcs1_sha1"},
+    {0x0203, "ecdsa_sha1"},             {0x0202, "dsa_sha1"},
+    {0x0301, "rsa_pkcs1_sha224"},       {0x0302, "dsa_sha224"},
+    {0x0303, "ecdsa_sha224"},           {0x0402, "dsa_sha256"},
+    {0x0502, "dsa_sha384"},             {0x0602, "dsa_sha512"},
+};
+
+static void json_code(struct json_writer *jw, const struct code_name *tab, size_t n,
+                      unsigned code)
+{
+    char hex[8];
+
+    for (size_t i = 0; i < n; i++) {
+        if (tab[i].code == code) {
+            json_str(jw, tab[i].name);
+            return;
+        }
+    }
+    snprintf(hex, sizeof(hex), "0x%04x", code);
+    json_str(jw, hex);
+}
+
+/* A u16-length-prefixed list of u16 values (groups, sigalgs). */
+static void json_u16_list(struct json_writer *jw, SSL *ssl, unsigned type,
+                          const struct code_name *tab, size_t n)
+{
+    const unsigned char *p;
+    size_t len;
+
+    json_arr_begin(jw);
+    if (SSL_client_hello_get0_ext(ssl, type, &p, &len) == 1 && len >= 2) {
+        size_t list_len = ((size_t)p[0] << 8) | p[1];
+        if (list_len > len - 2)
+            list_len = len - 2;
+        for (size_t i = 2; i + 1 < 2 + list_len; i += 2)
+            json_code(jw, tab, n, ((unsigned)p[i] << 8) | p[i + 1]);
+    }
+    json_arr_end(jw);
+}
+
+/* ---- ClientHello -------------------------------------------------------- */
+
+static void observe_client_hello(struct backend_conn *c, SSL *ssl)
+{
+    struct json_writer *jw = backend_log_begin(&c->srv->log, "client_hello", c->id);
+    const unsigned char *p;
+    size_t len;
+    char buf[16];
+    int *exts = NULL;
+    size_t num_exts = 0;
+
+    json_key(jw, "after_hrr");
+    json_bool(jw, c->client_hello_seen);
+
+    unsigned legacy = SSL_client_hello_get0_legacy_version(ssl);
+    json_key(jw, "legacy_version");
+    json_str(jw, version_name(legacy, buf, sizeof(buf)));
+
+    /* supported_versions: u8 length, u16 versions; absent = the legacy version */
+    json_key(jw, "versions");
+    json_arr_begin(jw);
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &p, &len) == 1 &&
+        len >= 1) {
+        size_t list_len = p[0] < len - 1 ? p[0] : len - 1;
+        for (size_t i = 1; i + 1 < 1 + list_len; i += 2)
+            json_str(jw, version_name(((unsigned)p[i] << 8) | p[i + 1], buf, sizeof(buf)));
+    } else {
+        json_str(jw, version_name(legacy, buf, sizeof(buf)));
+    }
+    json_arr_end(jw);
+
+    json_key(jw, "ciphers");
+    json_arr_begin(jw);
+    len = SSL_client_hello_get0_ciphers(ssl, &p);
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        const SSL_CIPHER *ciph = SSL_CIPHER_find(ssl, p + i);
+        if (ciph != NULL) {
+            json_str(jw, SSL_CIPHER_get_name(ciph));
+        } else {
+            snprintf(buf, sizeof(buf), "0x%02X%02X", p[i], p[i + 1]);
+            json_str(jw, buf);
+        }
+    }
+    json_arr_end(jw);
+
+    json_key(jw, "groups");
+    json_u16_list(jw, ssl, TLSEXT_TYPE_supported_groups, group_names,
+                  sizeof(group_names) / sizeof(group_names[0]));
+    json_key(jw, "sigalgs");
+    json_u16_list(jw, ssl, TLSEXT_TYPE_signature_algorithms, sigalg_names,
+                  sizeof(sigalg_names) / sizeof(sigalg_names[0]));
+
+    /* server_name: u16 list length, then (u8 type, u16 length, name)... */
+    json_key(jw, "sni");
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) == 1 && len >= 5 &&
+        p[2] == TLSEXT_NAMETYPE_host_name) {
+        size_t name_len = ((size_t)p[3] << 8) | p[4];
+        if (name_len > len - 5)
+            name_len = len - 5;
+        json_strn(jw, (const char *)p + 5, name_len);
+    } else {
+        json_null(jw);
+    }
+
+    /* ALPN: u16 list length, then (u8 length, protocol)... */
+    json_key(jw, "alpn");
+    json_arr_begin(jw);
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p,
+                                  &len) == 1 &&
+        len >= 2) {
+        size_t i = 2;
+        while (i < len) {
+            size_t n = p[i];
+            if (i + 1 + n > len)
+                break;
+            json_strn(jw, (const char *)p + i + 1, n);
+            i += 1 + n;
+        }
+    }
+    json_arr_end(jw);
+
+    json_key(jw, "session_id_len");
+    json_int(jw, (long long)SSL_client_hello_get0_session_id(ssl, &p));
+
+    json_key(jw, "ticket_offered");
+    json_bool(jw, SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_session_ticket, &p, &len) == 1 &&
+                      len > 0);
+    json_key(jw, "psk_offered");
+    json_bool(jw, SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &p, &len) == 1);
+
+    /* OpenSSL 3.0 lists only the extension types it knows, in received order. */
+    json_key(jw, "extensions");
+    json_arr_begin(jw);
+    if (SSL_client_hello_get1_extensions_present(ssl, &exts, &num_exts) == 1) {
+        for (size_t i = 0; i < num_exts; i++)
+            json_int(jw, exts[i]);
+        OPENSSL_free(exts);
+    }
+    json_arr_end(jw);
+    backend_log_end(&c->srv->log);
+}
+
+static int client_hello_cb(SSL *ssl, int *al, void *arg)
+{
+    struct backend_conn *c = conn_of(ssl);
+    unsigned faults = c->srv->cfg->faults;
+
+    (void)arg;
+    observe_client_hello(c, ssl);
+    c->client_hello_seen = 1;
+    if (faults & BACKEND_FAULT_CLOSE_AFTER_CLIENT_HELLO) {
+        /* Suspends the handshake (SSL_ERROR_WANT_CLIENT_HELLO_CB); the
+         * connection code then closes TCP without sending anything. */
+        c->close_after_hello = 1;
+        return SSL_CLIENT_HELLO_RETRY;
+    }
+    if (faults & BACKEND_FAULT_ALERT_AFTER_CLIENT_HELLO) {
+        *al = SSL_AD_HANDSHAKE_FAILURE;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* Remembers the first alert other than close_notify, and close_notify itself. */
+static void info_cb(const SSL *ssl, int where, int ret)
+{
+    struct backend_conn *c;
+
+    if ((where & SSL_CB_ALERT) == 0)
+        return;
+    c = conn_of(ssl);
+    if (c == NULL)
+        return;
+    if ((ret & 0xff) == SSL_AD_CLOSE_NOTIFY) {
+        if (where & SSL_CB_READ)
+            c->got_close_notify = 1;
+        return;
+    }
+    if (c->alert_dir != 0)
+        return;
+    c->alert_dir = (where & SSL_CB_READ) ? 'r' : 's';
+    c->alert_code = ret & 0xff;
+    c->alert_desc = SSL_alert_desc_string_long(ret);
+}
+
+/* With --client-ca and require, a client certificate that does not verify
+ * fails the handshake (as a real backend would); otherwise every certificate
+ * is accepted and the verify result is only recorded. */
+static int verify_cb_record(int preverify_ok, X509_STORE_CTX *x509_ctx)
+{
+    (void)preverify_ok;
+    (void)x509_ctx;
+    return 1;
+}
+
+SSL_CTX *backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t err_len)
+{
+    SSL_CTX *ctx = NULL;
+    unsigned long e;
+    char ebuf[256];
+    static const unsigned char sid_ctx[] = "uptls-backend";
+
+#define FAIL(...)                                                                               \
+    do {                                                                                        \
+        int n_ = snprintf(err, err_len, __VA_ARGS__);                                           \
+        if ((e = ERR_peek_last_error()) != 0 && n_ >= 0 && (size_t)n_ < err_len) {              \
+            ERR_error_string_n(e, ebuf, sizeof(ebuf));                                          \
+            snprintf(err + n_, err_len - (size_t)n_, ": %s", ebuf);                             \
+        }                                                                                       \
+        goto fail;                                                                              \
+    } while (0)
+
+    if (conn_index < 0) {
+        conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        if (conn_index < 0)
+            FAIL("SSL_get_ex_new_index failed");
+    }
+    ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        FAIL("SSL_CTX_new failed");
+
+    /* Present exactly the chain in --cert: never complete it from the
+     * verify store (which holds --client-ca). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    /* A peer that closes TCP without close_notify is common (and the proxy
+     * under test may do so): treat it as EOF so that OpenSSL does not send
+     * a fatal alert and drop the session from the cache. Whether close_notify
+     * came is recorded from the alert callback. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+
+    if (cfg->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, cfg->ciphers) != 1)
+        FAIL("--ciphers: bad value '%s'; allowed: an OpenSSL cipher list matching at least one "
+             "cipher",
+             cfg->ciphers);
+    if (cfg->ciphersuites != NULL && SSL_CTX_set_ciphersuites(ctx, cfg->ciphersuites) != 1)
+        FAIL("--ciphersuites: bad value '%s'; allowed: TLS 1.3 suite names separated by ':'",
+             cfg->ciphersuites);
+    if (cfg->min_proto != 0 && SSL_CTX_set_min_proto_version(ctx, cfg->min_proto) != 1)
+        FAIL("--min-proto: cannot set");
+    if (cfg->max_proto != 0 && SSL_CTX_set_max_proto_version(ctx, cfg->max_proto) != 1)
+        FAIL("--max-proto: cannot set");
+
+    if (cfg->faults & BACKEND_FAULT_OMIT_INTERMEDIATE) {
+        /* omit-intermediate: only the first certificate of the file. */
+        if (SSL_CTX_use_certificate_file(ctx, cfg->cert, SSL_FILETYPE_PEM) != 1)
+            FAIL("--cert: cannot load '%s'", cfg->cert);
+    } else if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert) != 1) {
+        FAIL("--cert: cannot load '%s'", cfg->cert);
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key, SSL_FILETYPE_PEM) != 1)
+        FAIL("--key: cannot load '%s'", cfg->key);
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        FAIL("--key: '%s' does not match the certificate in '%s'", cfg->key, cfg->cert);
+
+    if (cfg->client_auth != BACKEND_AUTH_NONE) {
+        int mode = SSL_VERIFY_PEER;
+        int strict = 0;
+
+        if (cfg->client_auth == BACKEND_AUTH_REQUIRE)
+            mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        if (cfg->client_ca != NULL) {
+            STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->client_ca);
+            if (names == NULL)
+                FAIL("--client-ca: cannot load '%s'", cfg->client_ca);
+            /* The CA names go into the CertificateRequest: some clients
+             * (Apache) send a certificate only if it chains to one of them. */
+            SSL_CTX_set_client_CA_list(ctx, names);
+            if (SSL_CTX_load_verify_locations(ctx, cfg->client_ca, NULL) != 1)
+                FAIL("--client-ca: cannot load '%s'", cfg->client_ca);
+            strict = cfg->client_auth == BACKEND_AUTH_REQUIRE;
+        }
+        SSL_CTX_set_verify(ctx, mode, strict ? NULL : verify_cb_record);
+        SSL_CTX_set_verify_depth(ctx, 10);
+    }
+    /* A session id context is required to resume sessions once a client
+     * certificate was asked for; harmless otherwise. */
+    if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1)
+        FAIL("SSL_CTX_set_session_id_context failed");
+
+    /* Session cache: TLS 1.2 session ids, and TLS 1.3 stateful tickets when
+     * tickets are off. Tickets off = no stateless tickets; with the cache
+     * also off, TLS 1.3 gets no tickets at all, so nothing resumable is
+     * ever issued. */
+    SSL_CTX_set_session_cache_mode(ctx, cfg->session_cache ? SSL_SESS_CACHE_SERVER
+                                                           : SSL_SESS_CACHE_OFF);
+    if (!cfg->tickets) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        if (!cfg->session_cache && SSL_CTX_set_num_tickets(ctx, 0) != 1)
+            FAIL("SSL_CTX_set_num_tickets failed");
+    }
+
+    SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
+    SSL_CTX_set_info_callback(ctx, info_cb);
+    return ctx;
+
+fail:
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return NULL;
+#undef FAIL
+}
+
+/* ---- handshake line ----------------------------------------------------- */
+
+const char *backend_tls_error_class(int ssl_err)
+{
+    switch (ssl_err) {
+    case SSL_ERROR_NONE:
+        return "SSL_ERROR_NONE";
+    case SSL_ERROR_SSL:
+        return "SSL_ERROR_SSL";
+    case SSL_ERROR_WANT_READ:
+        return "SSL_ERROR_WANT_READ";
+    case SSL_ERROR_WANT_WRITE:
+        return "SSL_ERROR_WANT_WRITE";
+    case SSL_ERROR_SYSCALL:
+        return "SSL_ERROR_SYSCALL";
+    case SSL_ERROR_ZERO_RETURN:
+        return "SSL_ERROR_ZERO_RETURN";
+    case SSL_ERROR_WANT_CLIENT_HELLO_CB:
+        return "SSL_ERROR_WANT_CLIENT_HELLO_CB";
+    default:
+        return "SSL_ERROR_OTHER";
+    }
+}
+
+static void json_alert(struct json_writer *jw, const struct backend_conn *c)
+{
+    json_key(jw, "alert");
+    if (c->alert_dir == 0) {
+        json_null(jw);
+        return;
+    }
+    json_obj_begin(jw);
+    json_key(jw, "direction");
+    json_str(jw, c->alert_dir == 'r' ? "received" : "sent");
+    json_key(jw, "name");
+    json_str(jw, c->alert_desc);
+    json_key(jw, "code");
+    json_int(jw, c->alert_code);
+    json_obj_end(jw);
+}
+
+void backend_tls_observe_handshake_fail(struct backend_conn *c, const char *error,
+                                        const char *error_class)
+{
+    struct json_writer *jw;
+
+    if (c->handshake_logged)
+        return;
+    c->handshake_logged = 1;
+    jw = backend_log_begin(&c->srv->log, "handshake", c->id);
+    json_key(jw, "ok");
+    json_bool(jw, 0);
+    json_key(jw, "error");
+    json_str(jw, error);
+    json_key(jw, "error_class");
+    json_str(jw, error_class);
+    json_key(jw, "client_hello_seen");
+    json_bool(jw, c->client_hello_seen);
+    json_alert(jw, c);
+    backend_log_end(&c->srv->log);
+}
+
+static void json_name(struct json_writer *jw, const X509_NAME *name)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data;
+    long len;
+
+    if (bio == NULL || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0) {
+        json_null(jw);
+        BIO_free(bio);
+        return;
+    }
+    len = BIO_get_mem_data(bio, &data);
+    json_strn(jw, data, len > 0 ? (size_t)len : 0);
+    BIO_free(bio);
+}
+
+static void json_client_cert(struct json_writer *jw, SSL *ssl)
+{
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    STACK_OF(X509) *chain;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    long vr;
+
+    json_key(jw, "client_cert");
+    if (cert == NULL) {
+        json_null(jw);
+        return;
+    }
+    json_obj_begin(jw);
+    json_key(jw, "subject");
+    json_name(jw, X509_get_subject_name(cert));
+    json_key(jw, "issuer");
+    json_name(jw, X509_get_issuer_name(cert));
+    json_key(jw, "sha256");
+    if (X509_digest(cert, EVP_sha256(), md, &md_len) == 1) {
+        for (unsigned int i = 0; i < md_len; i++)
+            snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        json_strn(jw, hex, 2 * (size_t)md_len);
+    } else {
+        json_null(jw);
+    }
+    /* On the server side the peer chain excludes the leaf. It is only what
+     * the client sent in a full handshake; a resumed session has none. */
+    json_key(jw, "chain_len");
+    chain = SSL_get_peer_cert_chain(ssl);
+    if (chain != NULL)
+        json_int(jw, (long long)sk_X509_num(chain) + 1);
+    else
+        json_null(jw);
+    json_key(jw, "verify");
+    vr = SSL_get_verify_result(ssl);
+    json_str(jw, vr == X509_V_OK ? "ok" : X509_verify_cert_error_string(vr));
+    json_obj_end(jw);
+    X509_free(cert);
+}
+
+void backend_tls_observe_handshake_ok(struct backend_conn *c)
+{
+    SSL *ssl = c->ssl;
+    struct json_writer *jw;
+    const unsigned char *alpn = NULL;
+    unsigned int alpn_len = 0;
+
+    c->handshake_logged = 1;
+    jw = backend_log_begin(&c->srv->log, "handshake", c->id);
+    json_key(jw, "ok");
+    json_bool(jw, 1);
+    json_key(jw, "version");
+    json_str(jw, SSL_get_version(ssl));
+    json_key(jw, "cipher");
+    json_str(jw, SSL_get_cipher_name(ssl));
+    json_key(jw, "resumed");
+    json_bool(jw, SSL_session_reused(ssl) == 1);
+    json_key(jw, "sni");
+    json_str(jw, SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
+    json_key(jw, "alpn");
+    SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+    if (alpn_len > 0)
+        json_strn(jw, (const char *)alpn, alpn_len);
+    else
+        json_null(jw);
+    json_client_cert(jw, ssl);
+    backend_log_end(&c->srv->log);
+}
