@@ -255,6 +255,19 @@ static void info_cb(const SSL *ssl, int where, int ret)
     c->alert_desc = SSL_alert_desc_string_long(ret);
 }
 
+/* Acknowledges any SNI, as a named virtual host would. Besides the empty
+ * server_name extension in the ServerHello, this makes OpenSSL store the name
+ * in the session, so SSL_get_servername reports it on a resumed TLS 1.2
+ * connection (OpenSSL returns the session's name there, not the wire's;
+ * the client_hello line has what was on the wire). */
+static int servername_cb(SSL *ssl, int *al, void *arg)
+{
+    (void)ssl;
+    (void)al;
+    (void)arg;
+    return SSL_TLSEXT_ERR_OK;
+}
+
 /* With --client-ca and require, a client certificate that does not verify
  * fails the handshake (as a real backend would); otherwise every certificate
  * is accepted and the verify result is only recorded. */
@@ -363,6 +376,7 @@ SSL_CTX *backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t
     }
 
     SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
+    SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
     SSL_CTX_set_info_callback(ctx, info_cb);
     return ctx;
 
