@@ -49,7 +49,7 @@ PYTEST_ARGS ?=
 conformance: all
 	$(PYTHON) -m pytest harness/conformance -q -rfE --no-header -p no:cacheprovider \
 	  --target='$(TARGET)' --target-bin='$(TARGET_BIN)' --scenarios='$(SCENARIOS)' \
-	  --report-dir='$(REPORT_DIR)' $(if $(KEEP),--keep) $(if $(STRICT),--strict) \
+	  --report-dir='$(REPORT_DIR)' $(if $(KEEP),--keep) $(if $(STRICT),--strict-deviations) \
 	  $(if $(BASELINE),--baseline='$(BASELINE)') $(if $(SHARD),--shard='$(SHARD)') $(PYTEST_ARGS)
 
 test: all

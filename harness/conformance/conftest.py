@@ -10,6 +10,7 @@ one line and exit status 2.
 
 import os
 import sys
+import threading
 
 import pytest
 
@@ -28,7 +29,7 @@ def pytest_addoption(parser):
     g.addoption("--keep", action="store_true", help="keep the run folder and print its path")
     g.addoption("--shard", default="", help="k/n: run the k-th of n stable slices")
     g.addoption("--baseline", default="", help="earlier result file to compare with")
-    g.addoption("--strict", action="store_true",
+    g.addoption("--strict-deviations", action="store_true",
                 help="a listed deviation that now passes fails the run")
 
 
@@ -73,15 +74,22 @@ def results(request):
         ids = set(selected) | ({"sanity/plain-handshake"} & set(config._uptls_catalogue))
         scenarios = [config._uptls_catalogue[i] for i in sorted(ids)]
         tr = config.pluginmanager.get_plugin("terminalreporter")
+        capman = config.pluginmanager.get_plugin("capturemanager")
+
+        lock = threading.Lock()
 
         def progress(res):
-            if tr:
-                tr.write_line(f"  {res['verdict']:<11} {res['id']}"
-                              + ("" if res["verdict"] in ("pass",) else f"  -- {res['reason'][:160]}"))
+            # One line per scenario as it finishes, past pytest's capture.
+            if tr and capman:
+                with lock, capman.global_and_fixture_disabled():
+                    tr.write_line(f"  {res['verdict']:<11} {res['id']}"
+                                  + ("" if res["verdict"] == "pass"
+                                     else f"  -- {res['reason'][:160]}"))
         target = config._uptls_target
-        if tr:
-            tr.write_line(f"uptls: {len(scenarios)} scenario(s) against {target.name} "
-                          f"({target.binary})")
+        if tr and capman:
+            with capman.global_and_fixture_disabled():
+                tr.write_line(f"uptls: {len(scenarios)} scenario(s) against {target.name} "
+                              f"({target.binary})")
         try:
             doc = run(target, scenarios, config._uptls_pki, keep=config.option.keep,
                       progress=progress)

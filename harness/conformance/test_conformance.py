@@ -14,6 +14,6 @@ def test_scenario(scenario_id, results, request):
         pytest.fail(uptls_reports._detail(res), pytrace=False)
     if v == "error":
         pytest.fail("ERROR " + uptls_reports._detail(res), pytrace=False)
-    if res.get("stale_deviation") and request.config.option.strict:
+    if res.get("stale_deviation") and request.config.option.strict_deviations:
         pytest.fail(f"listed as a deviation but passes (--strict): {res['reason']}",
                     pytrace=False)

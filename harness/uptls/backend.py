@@ -26,12 +26,20 @@ class BackendProcess:
         self.port = None
 
     def start(self):
+        return self.spawn().wait_port()
+
+    def spawn(self):
+        """Start the process. Call from the main thread: uptls-backend sets
+        PR_SET_PDEATHSIG, which fires when the *thread* that forked it ends."""
         try:
             self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         except OSError as e:
             raise UptlsError(f"backend {self.name}: cannot run {self.argv[0]}: {e.strerror}") \
                 from None
+        return self
+
+    def wait_port(self):
         deadline = time.monotonic() + START_TIMEOUT
         line = b""
         while time.monotonic() < deadline and not line.endswith(b"\n"):

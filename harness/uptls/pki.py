@@ -29,7 +29,7 @@ class Pki:
 
     def bundle(self, run_dir, names, suffix):
         """Concatenate entities' files (CA lists, CRL lists) into one run file."""
-        out = os.path.join(run_dir, "pki", "-".join(names) + "." + suffix.replace(".", "-") + ".pem")
+        out = os.path.join(run_dir, "pki", "-".join(names) + "." + suffix)
         if not os.path.exists(out):
             os.makedirs(os.path.dirname(out), exist_ok=True)
             data = b"".join(open(self.path(n, suffix), "rb").read() for n in names)

@@ -105,7 +105,9 @@ class Run:
         slug = _slug(job.index)
         for b in sc.backends:
             argv, log = argv_for(b, self.pki, self.run_dir, slug)
-            job.backends[b.name] = BackendProcess(b.name, argv, log).start()
+            job.backends[b.name] = BackendProcess(b.name, argv, log).spawn()
+        for b in job.backends.values():
+            b.wait_port()
         for loc in sc.locations:
             servers = [f"127.0.0.1:{job.backends[bn].port}" for bn in loc.backends]
             host = loc.upstream_host
@@ -158,8 +160,9 @@ class Run:
 
     def _run_batch(self, jobs):
         try:
-            with cf.ThreadPoolExecutor(WORKERS) as ex:
-                list(ex.map(self._start_backends, jobs))
+            # In this thread: see BackendProcess.spawn.
+            for job in jobs:
+                self._start_backends(job)
         except UptlsError as e:
             self._stop_backends(jobs)
             for job in jobs:

@@ -85,6 +85,9 @@ EXPECT_KEYS = {
     "negotiated_cipher": (str, "cipher of every completed handshake"),
     "resumed": (str, "none | all-after-first | all"),
     "sni": (str, "SNI every ClientHello carries, or 'absent'"),
+    "handshakes": (int, "exact number of TLS handshakes the backends saw (keepalive)"),
+    "fresh_first_contact": (bool, "the first ClientHello each backend sees offers no session "
+                                  "(no PSK, no ticket) -- sessions are never carried across servers"),
     "backend_seen": (list, "backends that must have received at least one request"),
     "backend_not_seen": (list, "backends that must have received no connection at all"),
 }

@@ -138,7 +138,8 @@ def check_step(expect, responses, conns, pki, target=None):
                                          f"{ent['sha256'][:16]}…; got '{got.get('subject')}' "
                                          f"{str(got.get('sha256'))[:16]}…"))
     if "client_chain_len" in expect and need_handshakes("the client chain"):
-        for c in ok:
+        # A resumed handshake carries no Certificate message: check full ones.
+        for c in [c for c in ok if not c["handshake"].get("resumed")]:
             got = (c["handshake"].get("client_cert") or {}).get("chain_len", 0)
             if got != expect["client_chain_len"]:
                 fails.append(Failure("wrong-observation",
@@ -227,6 +228,24 @@ def check_step(expect, responses, conns, pki, target=None):
             fails.append(Failure("wrong-observation",
                                  f"expected SNI {want or 'absent'}; the ClientHellos carried "
                                  f"{sorted({str(g) for g in got})}"))
+
+    if "handshakes" in expect:
+        n = sum(1 for c in conns if c["handshake"] is not None)
+        if n != expect["handshakes"]:
+            fails.append(Failure("wrong-observation",
+                                 f"expected {expect['handshakes']} TLS handshake(s) for "
+                                 f"{len(responses)} request(s); the backends saw {n}"))
+    if expect.get("fresh_first_contact") and need_hellos("sessions offered"):
+        first = {}
+        for c in conns:
+            if c["hello"] and c["backend"] not in first:
+                first[c["backend"]] = c["hello"]
+        carried = [b for b, h in first.items() if h.get("psk_offered") or h.get("ticket_offered")]
+        if carried:
+            fails.append(Failure("wrong-observation",
+                                 f"the first ClientHello to {carried} already offered a session "
+                                 "(PSK or ticket): a session was carried over from another "
+                                 "server or location"))
 
     for bn in expect.get("backend_seen", []):
         if bn not in reached:

@@ -23,11 +23,10 @@ from .base import Target, TargetStartError, which
 # TLSv1.2 upstream; 1.23.4 added TLSv1.3 to the default
 # (ngx_http_proxy_module.html#proxy_ssl_protocols, CHANGES 1.23.4).
 DEFAULT_PROTOCOLS = (
-    ((1, 23, 4), ["TLSv1.2", "TLSv1.3"], "nginx >= 1.23.4: proxy_ssl_protocols default "
-     "'TLSv1 TLSv1.1 TLSv1.2 TLSv1.3' (TLSv1.3 added in 1.23.4; TLSv1/TLSv1.1 are "
-     "disabled by OpenSSL's security level)"),
+    ((1, 23, 4), ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"], "nginx >= 1.23.4: "
+     "proxy_ssl_protocols default 'TLSv1 TLSv1.1 TLSv1.2 TLSv1.3' (TLSv1.3 added in 1.23.4)"),
     ((0, 0, 0), ["TLSv1", "TLSv1.1", "TLSv1.2"], "nginx < 1.23.4: proxy_ssl_protocols "
-     "default 'TLSv1 TLSv1.1 TLSv1.2'"),
+     "default 'TLSv1 TLSv1.1 TLSv1.2' (ngx_http_proxy_merge_loc_conf)"),
 )
 
 
@@ -129,6 +128,7 @@ class NginxTarget(Target):
     def http_preamble(self, run_dir):
         # Debian's nginx has absolute temp paths compiled in; keep them in the run.
         tmp = os.path.join(run_dir, "tmp")
+        os.makedirs(tmp, exist_ok=True)
         return [f"{d}_temp_path {os.path.join(tmp, d)};"
                 for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")]
 
