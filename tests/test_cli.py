@@ -28,14 +28,15 @@ def test_nginx_subset_writes_three_reports(tmp_path):
 def test_missing_target_bin_is_one_clear_line(tmp_path):
     r = conformance("TARGET=nginx", "TARGET_BIN=/nonexistent/nginx", f"REPORT_DIR={tmp_path}")
     assert r.returncode == 2
-    assert "TARGET_BIN=/nonexistent/nginx" in r.stdout
+    assert "TARGET_BIN=/nonexistent/nginx" in r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
 
 
 def test_unknown_target_is_one_clear_line(tmp_path):
     r = conformance("TARGET=nosuch", f"REPORT_DIR={tmp_path}")
     assert r.returncode == 2
-    assert "unknown target" in r.stdout and "nginx" in r.stdout
+    out = r.stdout + r.stderr
+    assert "unknown target" in out and "nginx" in out
 
 
 def test_target_that_exits_at_start(tmp_path):
@@ -46,7 +47,8 @@ def test_target_that_exits_at_start(tmp_path):
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     r = conformance("TARGET=nginx", f"TARGET_BIN={fake}", f"REPORT_DIR={tmp_path}", timeout=60)
     assert r.returncode == 2, r.stdout
-    assert "exited at start" in r.stdout and "boom: cannot start" in r.stdout
+    out = r.stdout + r.stderr
+    assert "exited at start" in out and "boom: cannot start" in out
     assert "Traceback" not in r.stdout + r.stderr
 
 
@@ -60,6 +62,7 @@ def test_broken_scenario_file_names_file_and_key(tmp_path):
     r = conformance("TARGET=reference", f"REPORT_DIR={tmp_path}",
                     f"PYTEST_ARGS=--scenario-dir={tmp_path / 'cat'}")
     assert r.returncode == 2
-    assert "bad.toml" in r.stdout and "'verfiy'" in r.stdout
+    out = r.stdout + r.stderr
+    assert "bad.toml" in out and "'verfiy'" in out
     assert "Traceback" not in r.stdout + r.stderr
     assert not os.path.exists(tmp_path / "reference.json")

@@ -34,9 +34,7 @@ def pytest_addoption(parser):
 
 
 def _die(config, msg):
-    tr = config.pluginmanager.get_plugin("terminalreporter")
-    if tr:
-        tr.write_line(f"uptls: {msg}", red=True, bold=True)
+    """Stop the whole run with exit status 2; pytest prints the message once."""
     pytest.exit(f"uptls: {msg}", returncode=2)
 
 
