@@ -24,12 +24,13 @@ LDLIBS_ALL = $(PKG_LIBS) $(SAN_CFLAGS)
 
 BIN := bin
 
-.PHONY: all deps conformance test test-c test-py clean bench compare asan help
+.PHONY: all deps conformance test clean help
 all:
 
 include fixtures/certgen.mk
 include harness/backend.mk
 include reference-proxy/proxy.mk
+include reports/reports.mk
 
 $(BIN):
 	mkdir -p $(BIN)
@@ -52,8 +53,14 @@ conformance: all
 	  --report-dir='$(REPORT_DIR)' $(if $(KEEP),--keep) $(if $(STRICT),--strict-deviations) \
 	  $(if $(BASELINE),--baseline='$(BASELINE)') $(if $(SHARD),--shard='$(SHARD)') $(PYTEST_ARGS)
 
+# The harness's own tests (what .ci/run calls): component tests, the
+# driver and catalogue tests, the discrimination tests (every scenario fails
+# on a known-bad proxy), then the catalogue against nginx and uptls-proxy as
+# a user runs it.
 test: all
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q
+	$(MAKE) --no-print-directory conformance TARGET=nginx REPORT_DIR=$(REPORT_DIR)
+	$(MAKE) --no-print-directory conformance TARGET=reference REPORT_DIR=$(REPORT_DIR)
 
 clean:
 	rm -rf $(BIN) build fixtures/out reports/out

@@ -275,7 +275,8 @@ class Run:
         return res
 
     def _request(self, unit, path):
-        conn = http.client.HTTPConnection("127.0.0.1", self.target.port, timeout=REQUEST_TIMEOUT)
+        host, port = self.target.address(unit)
+        conn = http.client.HTTPConnection(host, port, timeout=REQUEST_TIMEOUT)
         t0 = time.monotonic()
         try:
             conn.request("GET", path, headers={"Connection": "close",

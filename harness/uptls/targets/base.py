@@ -52,6 +52,12 @@ class Target:
     def argv(self, conf_path):
         raise NotImplementedError
 
+    def address(self, unit):
+        """Where the client sends a unit's requests: one listener for all by
+        default (units differ by path prefix); a target without paths (a TCP
+        proxy) gives each unit its own port in render()."""
+        return "127.0.0.1", getattr(unit, "port", None) or self.port
+
     def check_config(self, conf_path):
         """Return None, or the target's complaint about the rendered config."""
         return None

@@ -1,0 +1,1 @@
+# Report targets (make compare): owned by reports/.
