@@ -93,6 +93,7 @@ class Backend:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout=timeout)
+        self.stderr = self.proc.stderr.read().decode(errors="replace")
         self.proc.stdout.close()
         self.proc.stderr.close()
         return rc
@@ -127,8 +128,11 @@ def backends():
         return b
     yield start
     for b in started:
-        if b.proc.poll() is None:
-            b.stop()
+        if b.proc.returncode is None:
+            # exit 0 and a quiet stderr: under valgrind or the sanitizers a
+            # leak or an error shows here as a non-zero status
+            assert b.stop() == 0, b.stderr
+            assert b.stderr == "", b.stderr
 
 
 def client_ctx(pki, *, cert=False, maxv=None, minv=None, ciphers=None, verify=True, ca="root.pem"):
