@@ -174,6 +174,7 @@ struct backend_conn {
     struct evbuffer *out;  /* response bytes for SSL_write */
     struct evbuffer *slow; /* slow-response: bytes still to move into out */
     unsigned long num_requests;
+    size_t http_need; /* bytes c->in must hold before parsing again */
     int closing;    /* no more requests: finish writing, then close */
     int close_mode; /* enum backend_close_mode */
     int handshake_logged;

@@ -96,7 +96,8 @@ static int te_is_chunked(const char *s, size_t len)
  * *out_consumed and *out_body_len, HTTP_NEED_MORE, or HTTP_BAD.
  */
 static enum http_parse_result parse_chunked(const char *p, size_t len, size_t *out_consumed,
-                                            size_t *out_body_len, const char **out_err)
+                                            size_t *out_body_len, size_t *out_need,
+                                            const char **out_err)
 {
     size_t i = 0, body = 0;
 
@@ -146,8 +147,10 @@ static enum http_parse_result parse_chunked(const char *p, size_t len, size_t *o
             *out_err = "body too large";
             return HTTP_BAD;
         }
-        if (len - i < size + 2)
+        if (len - i < size + 2) {
+            *out_need = i + size + 2;
             return HTTP_NEED_MORE;
+        }
         if (p[i + size] != '\r' || p[i + size + 1] != '\n') {
             *out_err = "chunk data not followed by CRLF";
             return HTTP_BAD;
@@ -161,7 +164,8 @@ static enum http_parse_result parse_chunked(const char *p, size_t len, size_t *o
  * *out_err. The request's pointers point into p.
  */
 static enum http_parse_result parse_request(const char *p, size_t len, struct http_request *req,
-                                            int *out_status, const char **out_err)
+                                            int *out_status, size_t *out_need,
+                                            const char **out_err)
 {
     const char *end, *line, *eol, *sp1, *sp2;
     size_t scan = len < MAX_HEADER_BYTES + 4 ? len : MAX_HEADER_BYTES + 4;
@@ -169,6 +173,7 @@ static enum http_parse_result parse_request(const char *p, size_t len, struct ht
     memset(req, 0, sizeof(*req));
     req->content_length = -1;
     *out_status = 400;
+    *out_need = len + 1;
 
     /* RFC 9112 2.2: ignore at least one empty line before the request line. */
     end = memmem(p, scan, "\r\n\r\n", 4);
@@ -311,16 +316,20 @@ static enum http_parse_result parse_request(const char *p, size_t len, struct ht
     }
 
     if (req->chunked) {
-        size_t consumed = 0;
+        size_t consumed = 0, need = 0;
         enum http_parse_result r = parse_chunked(p + req->head_len, len - req->head_len,
-                                                 &consumed, &req->body_len, out_err);
+                                                 &consumed, &req->body_len, &need, out_err);
+        if (r == HTTP_NEED_MORE && need > 0)
+            *out_need = req->head_len + need;
         if (r != HTTP_DONE)
             return r;
         req->total_len = req->head_len + consumed;
     } else {
         size_t cl = req->content_length > 0 ? (size_t)req->content_length : 0;
-        if (len - req->head_len < cl)
+        if (len - req->head_len < cl) {
+            *out_need = req->head_len + cl;
             return HTTP_NEED_MORE;
+        }
         req->body_len = cl;
         req->total_len = req->head_len + cl;
     }
@@ -449,13 +458,15 @@ static void respond(struct backend_conn *c, int status, int head_only, int conn_
 
 void backend_http_process(struct backend_conn *c)
 {
-    while (!c->closing && evbuffer_get_length(c->in) > 0) {
+    while (!c->closing && evbuffer_get_length(c->in) > 0 &&
+           evbuffer_get_length(c->in) >= c->http_need) {
         size_t len = evbuffer_get_length(c->in);
         const char *p = (const char *)evbuffer_pullup(c->in, -1);
         struct http_request req;
         const char *err = NULL;
         int status = 400;
         enum http_parse_result r;
+        size_t need = 0;
         int conn_close;
 
         /* RFC 9112 2.2: skip empty lines before a request line. */
@@ -464,11 +475,18 @@ void backend_http_process(struct backend_conn *c)
             while (k < len && (p[k] == '\r' || p[k] == '\n'))
                 k++;
             evbuffer_drain(c->in, k);
+            c->http_need = 0;
             continue;
         }
-        r = parse_request(p, len, &req, &status, &err);
-        if (r == HTTP_NEED_MORE)
+        /* Parsing restarts from the request line each time; need says how
+         * much must have arrived before that can make progress (a large
+         * body is then not re-copied on every read). */
+        r = parse_request(p, len, &req, &status, &need, &err);
+        if (r == HTTP_NEED_MORE) {
+            c->http_need = need;
             return;
+        }
+        c->http_need = 0;
         c->num_requests++;
         if (r == HTTP_BAD) {
             log_request(c, &req, status, err);

@@ -15,6 +15,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -291,6 +292,22 @@ def test_tcp_close_before_client_hello(pki, backends):
     hs = b.wait_for("handshake", conn=1)[0]
     assert hs["ok"] is False and hs["client_hello_seen"] is False and hs["error"]
     assert b.wait_for("close", conn=1)[0]["reason"] == "eof"
+
+
+def test_large_bodies(pki, backends):
+    b = backends(pki)
+    big = 4 * 1024 * 1024
+    chunk = b"y" * (1024 * 1024)
+    payload = (b"PUT /cl HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % big + b"x" * big
+               + b"PUT /ch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+               b"Connection: close\r\n\r\n"
+               + b"".join(b"100000\r\n" + chunk + b"\r\n" for _ in range(3)) + b"0\r\n\r\n")
+    t0 = time.monotonic()
+    data = raw_exchange(b, pki, payload)
+    assert time.monotonic() - t0 < 5
+    assert data.count(b"HTTP/1.1 200 OK") == 2
+    b.wait_for("close", conn=1)
+    assert [r["body_len"] for r in b.events("request", 1)] == [big, 3 * len(chunk)]
 
 
 def test_close_after_response_and_clean_close(pki, backends):
@@ -689,6 +706,28 @@ def test_sigterm_exits_0_promptly(pki, backends):
     assert reasons == {"shutdown"}
     idle.close()
     s.close()
+
+
+def test_dies_with_its_parent(pki, tmp_path):
+    # PR_SET_PDEATHSIG: the backend gets SIGTERM when the process that
+    # started it exits, so it never outlives the harness.
+    script = (
+        "import subprocess, sys\n"
+        "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE)\n"
+        "print(p.stdout.readline().decode().strip(), flush=True)\n")
+    parent = subprocess.run(
+        [sys.executable, "-c", script, BACKEND, "--name", "orphan",
+         "--cert", os.path.join(pki, "chain.pem"), "--key", os.path.join(pki, "srv.key"),
+         "--log", str(tmp_path / "log.jsonl")], capture_output=True, timeout=10)
+    pid = json.loads(parent.stdout)["pid"]
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().split(")")[1].split()[0] == "Z":
+                break  # exited, waiting to be reaped by init
+        time.sleep(0.05)
+    else:
+        assert not os.path.exists(f"/proc/{pid}"), "backend outlived its parent"
 
 
 def test_log_to_stdout_by_default(pki):
