@@ -33,7 +33,8 @@ class BackendProcess:
         PR_SET_PDEATHSIG, which fires when the *thread* that forked it ends."""
         try:
             self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
         except OSError as e:
             raise UptlsError(f"backend {self.name}: cannot run {self.argv[0]}: {e.strerror}") \
                 from None

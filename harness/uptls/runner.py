@@ -25,7 +25,8 @@ from .targets.base import TargetStartError
 from .verdict import check_step, observed_view, summarize
 
 SANITY_ID = "sanity/plain-handshake"
-REQUEST_TIMEOUT = 20.0
+REQUEST_TIMEOUT = 15.0    # the rendered proxy timeouts are 5 s connect, 10 s read
+SCENARIO_TIMEOUT = 90.0   # a whole scenario; a hanging target cannot stall a run
 WORKERS = 8
 
 
@@ -215,9 +216,27 @@ class Run:
                                                for u in j.units.values())]
 
     # -- one scenario ---------------------------------------------------------------
+    def _ensure_target(self):
+        """A target that crashed is restarted once per crash, so the scenarios
+        after the one that took it down still run (that one gets 'error')."""
+        with self.lock:
+            if not self.target.alive():
+                self.crashes = getattr(self, "crashes", 0) + 1
+                if self.crashes > 3:
+                    return False
+                try:
+                    self.target.restart()
+                except TargetStartError:
+                    return False
+            return True
+
     def _run_job(self, job):
         try:
-            job.result = self._evaluate(job)
+            if not self._ensure_target():
+                job.result = self._result(job, "error", "the target crashed repeatedly and "
+                                          f"could not be restarted ({self.target.log_tail(3)})")
+            else:
+                job.result = self._evaluate(job)
         except Exception as e:  # a harness bug must not take the other scenarios down
             job.result = self._result(job, "error", f"harness error: {type(e).__name__}: {e}")
         self.progress(job.result)
@@ -225,6 +244,7 @@ class Run:
     def _evaluate(self, job):
         sc = job.scenario
         steps_out, failure = [], None
+        deadline = time.monotonic() + SCENARIO_TIMEOUT
         for i, step in enumerate(sc.steps, 1):
             unit = job.units[step.location]
             expect = dict(step.expect)
@@ -239,8 +259,10 @@ class Run:
             responses = []
             for r in range(1, step.requests + 1):
                 if not self.target.alive():
-                    return self._result(job, "error", f"the target exited during the run "
+                    return self._result(job, "error", f"the target exited during this scenario "
                                                       f"({self.target.log_tail(3)})")
+                if time.monotonic() > deadline:
+                    return self._result(job, "error", f"scenario timeout ({SCENARIO_TIMEOUT:.0f} s)")
                 responses.append(self._request(unit, f"{unit.prefix}step{i}/req{r}"))
             conns = self._settle(job, marks)
             dead = [n for n, b in job.backends.items() if not b.alive()]

@@ -1,5 +1,6 @@
 """What every target adapter provides, and the process handling they share."""
 
+import ctypes
 import os
 import signal
 import socket
@@ -104,17 +105,26 @@ class Target:
             raise TargetStartError(f"{self.name} rejects the rendered configuration "
                                    f"{conf_path}:\n{complaint}")
         self.log_path = os.path.join(run_dir, "error.log")
-        out = open(os.path.join(run_dir, "target.stderr"), "wb")
+        self.conf_path = conf_path
+        self._spawn()
+        return conf
+
+    def _spawn(self):
+        out = open(os.path.join(self.run_dir, "target.stderr"), "ab")
         try:
-            self.proc = subprocess.Popen(self.argv(conf_path), stdout=out, stderr=out,
-                                         stdin=subprocess.DEVNULL, cwd=run_dir,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(self.argv(self.conf_path), stdout=out, stderr=out,
+                                         stdin=subprocess.DEVNULL, cwd=self.run_dir,
+                                         start_new_session=True, preexec_fn=die_with_parent)
         except OSError as e:
             raise TargetStartError(f"cannot run {self.binary}: {e.strerror}") from None
         finally:
             out.close()
         self._wait_ready()
-        return conf
+
+    def restart(self):
+        """Start the target again with the same configuration (after a crash)."""
+        self.stop()
+        self._spawn()
 
     def _wait_ready(self, timeout=15.0):
         deadline = time.monotonic() + timeout
@@ -175,6 +185,19 @@ class Target:
     def alert_lines(self):
         return [ln for ln in self.log_text().splitlines()
                 if any(m in ln for m in self.log_alert_markers)]
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+    """In the child before exec: SIGTERM when the harness dies, even by SIGKILL,
+    so no target outlives its run (Linux prctl; the forking thread must live
+    as long as the child, so targets are started from the main thread)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port():
