@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #define BACKEND_ERR_LEN 512
+#define BACKEND_MAX_HELLO_EXTS 64
 
 /* ---- fault switches (backend_fault.c) ---------------------------------- */
 
@@ -174,6 +175,8 @@ struct backend_conn {
     struct evbuffer *out;  /* response bytes for SSL_write */
     struct evbuffer *slow; /* slow-response: bytes still to move into out */
     unsigned long num_requests;
+    uint16_t hello_exts[BACKEND_MAX_HELLO_EXTS]; /* ClientHello extension types, in order */
+    size_t num_hello_exts;
     size_t http_need; /* bytes c->in must hold before parsing again */
     int closing;    /* no more requests: finish writing, then close */
     int close_mode; /* enum backend_close_mode */

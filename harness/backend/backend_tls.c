@@ -41,7 +41,7 @@ static const char *version_name(unsigned v, char *buf, size_t buf_len)
     case TLS1_3_VERSION:
         return "TLSv1.3";
     default:
-        snprintf(buf, buf_len, "0x%04x", v);
+        snprintf(buf, buf_len, "0x%04X", v);
         return buf;
     }
 }
@@ -88,7 +88,7 @@ static void json_code(struct json_writer *jw, const struct code_name *tab, size_
             return;
         }
     }
-    snprintf(hex, sizeof(hex), "0x%04x", code);
+    snprintf(hex, sizeof(hex), "0x%04X", code);
     json_str(jw, hex);
 }
 
@@ -200,10 +200,16 @@ static void observe_client_hello(struct backend_conn *c, SSL *ssl)
     json_key(jw, "psk_offered");
     json_bool(jw, SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &p, &len) == 1);
 
-    /* OpenSSL 3.0 lists only the extension types it knows, in received order. */
+    /* Every extension type in received order, from the raw ClientHello seen
+     * by the message callback (SSL_client_hello_get1_extensions_present in
+     * OpenSSL 3.0 omits types it does not know, GREASE among them); that
+     * call is only the fallback. */
     json_key(jw, "extensions");
     json_arr_begin(jw);
-    if (SSL_client_hello_get1_extensions_present(ssl, &exts, &num_exts) == 1) {
+    if (c->num_hello_exts > 0) {
+        for (size_t i = 0; i < c->num_hello_exts; i++)
+            json_int(jw, c->hello_exts[i]);
+    } else if (SSL_client_hello_get1_extensions_present(ssl, &exts, &num_exts) == 1) {
         for (size_t i = 0; i < num_exts; i++)
             json_int(jw, exts[i]);
         OPENSSL_free(exts);
@@ -231,6 +237,46 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
         return SSL_CLIENT_HELLO_ERROR;
     }
     return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* Records the extension types of a received ClientHello, in order, before
+ * OpenSSL processes it (so before client_hello_cb). Layout (RFC 8446 4.1.2):
+ * type(1) length(3) legacy_version(2) random(32) session_id<0..32>
+ * cipher_suites<2..2^16-2> compression_methods<1..2^8-1> extensions<..>. */
+static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
+                   SSL *ssl, void *arg)
+{
+    const unsigned char *p = buf;
+    struct backend_conn *c;
+    size_t i, end;
+
+    (void)version;
+    (void)arg;
+    if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 4 + 2 + 32 + 1 ||
+        p[0] != SSL3_MT_CLIENT_HELLO)
+        return;
+    c = conn_of(ssl);
+    if (c == NULL)
+        return;
+    c->num_hello_exts = 0;
+    i = 4 + 2 + 32;
+    i += 1 + (size_t)p[i]; /* session id */
+    if (i + 2 > len)
+        return;
+    i += 2 + (((size_t)p[i] << 8) | p[i + 1]); /* cipher suites */
+    if (i + 1 > len)
+        return;
+    i += 1 + (size_t)p[i]; /* compression methods */
+    if (i + 2 > len)
+        return;
+    end = i + 2 + (((size_t)p[i] << 8) | p[i + 1]);
+    if (end > len)
+        end = len;
+    i += 2;
+    while (i + 4 <= end && c->num_hello_exts < BACKEND_MAX_HELLO_EXTS) {
+        c->hello_exts[c->num_hello_exts++] = (uint16_t)((p[i] << 8) | p[i + 1]);
+        i += 4 + (((size_t)p[i + 2] << 8) | p[i + 3]);
+    }
 }
 
 /* Remembers the first alert other than close_notify, and close_notify itself. */
@@ -378,6 +424,7 @@ SSL_CTX *backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t
     SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
     SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
     SSL_CTX_set_info_callback(ctx, info_cb);
+    SSL_CTX_set_msg_callback(ctx, msg_cb);
     return ctx;
 
 fail:

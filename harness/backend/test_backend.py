@@ -252,6 +252,41 @@ def test_request_and_observations(pki, backends):
         assert e["name"] == "b1" and isinstance(e["t"], float) and e["conn"] == 1
 
 
+def raw_client_hello():
+    """A TLS 1.2 ClientHello with GREASE values and an unknown extension."""
+    u16 = lambda v: v.to_bytes(2, "big")  # noqa: E731
+
+    def ext(t, body):
+        return u16(t) + u16(len(body)) + body
+    name = b"raw.test"
+    sni = u16(len(name) + 3) + b"\x00" + u16(len(name)) + name
+    exts = (ext(0x0A0A, b"") + ext(0, sni) + ext(10, u16(4) + u16(0x0A0A) + u16(23))
+            + ext(11, b"\x01\x00") + ext(13, u16(2) + u16(0x0403)) + ext(0x1234, b"hi"))
+    ciphers = u16(0x0A0A) + u16(0xC02B) + u16(0x00FF)
+    body = (u16(0x0303) + bytes(32) + b"\x00" + u16(len(ciphers)) + ciphers + b"\x01\x00"
+            + u16(len(exts)) + exts)
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + u16(len(hs)) + hs
+
+
+def test_client_hello_raw_fields(pki, backends):
+    b = backends(pki)
+    with socket.create_connection(("127.0.0.1", b.port), timeout=5) as s:
+        s.sendall(raw_client_hello())
+        s.recv(65536)  # the ServerHello flight
+    ch = b.wait_for("client_hello", conn=1)[0]
+    assert ch["versions"] == ["TLSv1.2"] and ch["legacy_version"] == "TLSv1.2"
+    assert ch["ciphers"] == ["0x0A0A", "ECDHE-ECDSA-AES128-GCM-SHA256",
+                             "TLS_EMPTY_RENEGOTIATION_INFO_SCSV"]
+    assert ch["groups"] == ["0x0A0A", "secp256r1"]
+    assert ch["sigalgs"] == ["ecdsa_secp256r1_sha256"]
+    assert ch["sni"] == "raw.test"
+    assert ch["extensions"] == [0x0A0A, 0, 10, 11, 13, 0x1234]
+    assert ch["session_id_len"] == 0 and ch["ticket_offered"] is False
+    hs = b.wait_for("handshake", conn=1)[0]
+    assert hs["ok"] is False and hs["client_hello_seen"] is True
+
+
 def test_keepalive_pipelining_and_bodies(pki, backends):
     b = backends(pki)
     raw = socket.create_connection(("127.0.0.1", b.port), timeout=5)
