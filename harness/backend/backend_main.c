@@ -112,7 +112,9 @@ int main(int argc, char **argv)
     srv.log.fd = -1;
 
     if (backend_config_parse(&cfg, argc, argv, err, sizeof(err)) != 0) {
-        fprintf(stderr, "uptls-backend: %s", err);
+        /* one line per problem, each with the program's name */
+        for (char *line = strtok(err, "\n"); line != NULL; line = strtok(NULL, "\n"))
+            fprintf(stderr, "uptls-backend: %s\n", line);
         return 2;
     }
     if (cfg.help) {
