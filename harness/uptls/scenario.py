@@ -90,6 +90,13 @@ EXPECT_KEYS = {
                                   "(no PSK, no ticket) -- sessions are never carried across servers"),
     "backend_seen": (list, "backends that must have received at least one request"),
     "backend_not_seen": (list, "backends that must have received no connection at all"),
+    "offered_versions_default_wire": (bool, "the ClientHello shows the target's documented default "
+                                            "version set as far as the wire can: with TLS 1.3 in it, "
+                                            "supported_versions lists exactly the set; without, no "
+                                            "supported_versions and the legacy version is the set's "
+                                            "highest (a pre-1.3 hello does not show its floor)"),
+    "resumed_per_backend": (bool, "for each backend on its own: its first handshake is full and "
+                                  "every later one resumed (needs 2+ handshakes per backend)"),
 }
 STEP_KEYS = {
     "location": (str, "which location the requests go to (default: the first)"),

@@ -256,6 +256,43 @@ def check_step(expect, responses, conns, pki, target=None):
             fails.append(Failure("wrong-observation",
                                  f"expected no connection to backend '{bn}'; it saw "
                                  f"{sum(1 for c in conns if c['backend'] == bn)}"))
+
+    if expect.get("offered_versions_default_wire") and need_hellos("offered versions"):
+        getter = getattr(target, "documented_default_protocols", None)
+        protos, source = getter() if getter else (None, None)
+        if not protos:
+            fails.append(Failure("wrong-observation",
+                                 "cannot check the default versions: the target documents no "
+                                 "default protocol set"))
+        else:
+            order = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+            top = max(protos, key=order.index)
+            for h in hellos:
+                has_sv = 43 in (h.get("extensions") or [])   # supported_versions
+                got = h.get("versions") or []
+                if "TLSv1.3" in protos:
+                    ok_hello = has_sv and set(got) == set(protos)
+                    want = f"supported_versions listing exactly {sorted(protos)}"
+                else:
+                    ok_hello = not has_sv and h.get("legacy_version") == top
+                    want = f"no supported_versions and legacy version {top}"
+                if not ok_hello:
+                    fails.append(Failure("wrong-observation",
+                                         f"expected the documented default ({source}): {want}; the "
+                                         f"ClientHello had supported_versions "
+                                         f"{'present' if has_sv else 'absent'}, legacy version "
+                                         f"{h.get('legacy_version')}, versions {got}"))
+                    break
+
+    if expect.get("resumed_per_backend") and need_handshakes("resumption per backend"):
+        per = {}
+        for c in ok:
+            per.setdefault(c["backend"], []).append(bool(c["handshake"].get("resumed")))
+        for bn, flags in sorted(per.items()):
+            if len(flags) < 2 or flags[0] or not all(flags[1:]):
+                fails.append(Failure("wrong-observation",
+                                     f"expected backend '{bn}' to see a full handshake, then only "
+                                     f"resumed ones; resumed per handshake: {flags}"))
     return fails
 
 
