@@ -86,6 +86,7 @@ class Run:
                  run_root=None):
         self.target = target
         self.pki = pki
+        target.pki = pki  # an adapter may need the PKI to decide what it can express
         self.keep = keep
         self.progress = progress or (lambda result: None)
         self.run_dir = tempfile.mkdtemp(prefix=f"uptls-{target.name}-", dir=run_root)

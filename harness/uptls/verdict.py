@@ -202,7 +202,10 @@ def check_step(expect, responses, conns, pki, target=None):
             fails.append(Failure("wrong-observation",
                                  f"expected cipher {expect['negotiated_cipher']}; got {got}"))
 
-    if "resumed" in expect and need_handshakes("resumption"):
+    # "none" holds vacuously when no handshake completed (a refusal by an alert
+    # inside the handshake, as HAProxy and Apache refuse): nothing was resumed.
+    if "resumed" in expect and (expect["resumed"] == "none" and not ok
+                                or need_handshakes("resumption")):
         flags = [bool(c["handshake"].get("resumed")) for c in ok]
         want = expect["resumed"]
         if want == "none" and any(flags):

@@ -30,6 +30,9 @@ class Target:
     capabilities = {}
     log_alert_markers = ("[alert]", "[emerg]", "ERROR: AddressSanitizer",
                          "runtime error:", "LeakSanitizer")
+    # stop(): signals sent in turn, each with how long to wait for the exit
+    # (a target whose graceful stop is another signal overrides this).
+    stop_signals = ((signal.SIGQUIT, 5.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0))
 
     def __init__(self, target_bin=None, faults=()):
         self.target_bin = target_bin or None
@@ -145,11 +148,11 @@ class Target:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        """QUIT (graceful), then TERM, then KILL of the whole process group."""
+        """stop_signals in turn (QUIT, TERM, KILL), then KILL of the whole process group."""
         if self.proc is None:
             return
         pgid = self.proc.pid
-        for sig, wait in ((signal.SIGQUIT, 5.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+        for sig, wait in self.stop_signals:
             if self.proc.poll() is not None:
                 break
             try:
