@@ -1,10 +1,11 @@
 """Target adapters, by name (make conformance TARGET=NAME)."""
 
 from .. import UptlsError
+from .haproxy import HaproxyTarget
 from .nginx import NginxTarget
 from .reference import ReferenceTarget
 
-TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget)}
+TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget, HaproxyTarget)}
 
 
 def get(name, target_bin=None, faults=()):
