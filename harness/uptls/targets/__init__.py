@@ -3,9 +3,11 @@
 from .. import UptlsError
 from .haproxy import HaproxyTarget
 from .nginx import NginxTarget
+from .nginx_stream import NginxStreamTarget
 from .reference import ReferenceTarget
 
-TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget, HaproxyTarget)}
+TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget, HaproxyTarget,
+                                        NginxStreamTarget)}
 
 
 def get(name, target_bin=None, faults=()):

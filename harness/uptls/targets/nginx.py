@@ -165,9 +165,21 @@ class NginxTarget(Target):
         return "\n".join(out)
 
     def location_directives(self, u, run_dir):
-        s, pki = u.settings, u.pki
+        s = u.settings
         host = u.servers[0] if u.direct else u.upstream_block
-        d = [f"proxy_pass https://{host};"]
+        d = [f"proxy_pass https://{host};"] + self.ssl_directives(u, run_dir)
+        if s.get("keepalive"):
+            # Upstream keepalive needs HTTP/1.1 and no "Connection: close"
+            # (ngx_http_upstream_module.html#keepalive).
+            d.append("proxy_http_version 1.1;")
+            d.append('proxy_set_header Connection "";')
+        return d
+
+    def ssl_directives(self, u, run_dir):
+        """The proxy_ssl_* lines of a unit: the same directives in the http
+        proxy module and the stream proxy module (nginx_stream.py)."""
+        s, pki = u.settings, u.pki
+        d = []
         if "client_certificate" in s:
             d.append(f"proxy_ssl_certificate {q(pki.path(s['client_certificate'], 'chain.pem'))};")
             d.append(f"proxy_ssl_certificate_key {q(pki.path(s['client_certificate'], 'key'))};")
@@ -194,9 +206,4 @@ class NginxTarget(Target):
             d.append(f"proxy_ssl_session_reuse {'on' if s['session_reuse'] else 'off'};")
         if "crl" in s:
             d.append(f"proxy_ssl_crl {q(pki.bundle(run_dir, s['crl'], 'crl'))};")
-        if s.get("keepalive"):
-            # Upstream keepalive needs HTTP/1.1 and no "Connection: close"
-            # (ngx_http_upstream_module.html#keepalive).
-            d.append("proxy_http_version 1.1;")
-            d.append('proxy_set_header Connection "";')
         return d
