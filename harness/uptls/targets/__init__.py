@@ -1,13 +1,14 @@
 """Target adapters, by name (make conformance TARGET=NAME)."""
 
 from .. import UptlsError
+from .apache import ApacheTarget
 from .haproxy import HaproxyTarget
 from .nginx import NginxTarget
 from .nginx_stream import NginxStreamTarget
 from .reference import ReferenceTarget
 
 TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget, HaproxyTarget,
-                                        NginxStreamTarget)}
+                                        NginxStreamTarget, ApacheTarget)}
 
 
 def get(name, target_bin=None, faults=()):
