@@ -43,8 +43,11 @@ def test_target_killed_mid_run_gives_error_and_the_rest_still_run():
     assert killed
     assert len(res) == len(scenarios)
     verdicts = [r["verdict"] for r in res.values()]
-    assert verdicts.count("pass") >= len(scenarios) - 3, \
-        [(r["id"], r["verdict"], r["reason"]) for r in res.values() if r["verdict"] != "pass"]
+    # Only the scenarios running when the target died may be errors; the rest
+    # ran against the restarted target and have their usual verdicts.
+    assert verdicts.count("error") <= 8 and "fail" not in verdicts, \
+        [(r["id"], r["verdict"], r["reason"]) for r in res.values()
+         if r["verdict"] in ("error", "fail")]
     for r in res.values():
         if r["verdict"] == "error":
             assert "target" in r["reason"]
