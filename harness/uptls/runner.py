@@ -341,6 +341,9 @@ class Run:
 
     def _excerpt(self, job):
         conf = getattr(self, "config", "") or ""
+        own = getattr(self.target, "config_excerpt", None)
+        if own:  # a target whose config is not nginx syntax cuts its own excerpt
+            return own(conf, list(job.units.values()))
         out, keep = [], False
         prefixes = {u.prefix for u in job.units.values()}
         blocks = {u.upstream_block for u in job.units.values() if u.upstream_block}

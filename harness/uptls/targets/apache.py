@@ -200,6 +200,9 @@ class ApacheTarget(Target):
             reasons.append("default protocols: not documented")
         return "; ".join(dict.fromkeys(reasons)) or None
 
+    def config_excerpt(self, conf, units):
+        return self.paragraphs_naming(conf, [f"balancer://{u.slug}-" for u in units])
+
     # -- rendering ------------------------------------------------------------------
     def client_files(self, u, run_dir):
         """Leaf + key (SSLProxyMachineCertificateFile) and the intermediates

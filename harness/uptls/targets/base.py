@@ -62,6 +62,14 @@ class Target:
         proxy) gives each unit its own port in render()."""
         return "127.0.0.1", getattr(unit, "port", None) or self.port
 
+    @staticmethod
+    def paragraphs_naming(conf, needles):
+        """The blank-line-separated blocks of a rendered config that name any
+        of needles: a config excerpt for targets that render one block (or a
+        few) per unit, each naming the unit's path prefix or slug."""
+        blocks = [b.strip("\n") for b in conf.split("\n\n")]
+        return "\n".join(b for b in blocks if any(n in b for n in needles))
+
     def check_config(self, conf_path):
         """Return None, or the target's complaint about the rendered config."""
         return None

@@ -188,6 +188,9 @@ class HaproxyTarget(Target):
                                "ssl-server-verify)")
         return "; ".join(dict.fromkeys(reasons)) or None
 
+    def config_excerpt(self, conf, units):
+        return self.paragraphs_naming(conf, [f"backend {self.backend_name(u)}  #" for u in units])
+
     # -- rendering ------------------------------------------------------------------
     @staticmethod
     def backend_name(u):

@@ -116,3 +116,6 @@ class NginxStreamTarget(NginxTarget):
             out.append("    }")
         out += ["}", ""]
         return "\n".join(out)
+
+    def config_excerpt(self, conf, units):
+        return self.paragraphs_naming(conf, [f" {u.prefix}" for u in units])
