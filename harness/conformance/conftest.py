@@ -54,6 +54,37 @@ def pytest_configure(config):
         _die(config, str(e))
     config._uptls_catalogue = {s.id: s for s in cat}
     config._uptls_doc = None
+    config._uptls_baseline = _baseline_load(config)
+
+
+# -- BASELINE=file: what changed since an earlier result file ---------------------
+def _baseline_load(config):
+    """Read --baseline before anything runs: an unreadable file stops the run (exit 2)."""
+    path = config.option.baseline
+    if not path:
+        return None
+    import json
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        _die(config, f"BASELINE={path}: cannot read it: {e}")
+    if not isinstance(doc, dict) or doc.get("schema") != "uptls-results/1":
+        _die(config, f"BASELINE={path}: not a uptls result file (schema uptls-results/1)")
+    return doc
+
+
+def _baseline_report(config, doc, paths):
+    """Diff the run with the baseline; write <target>.baseline.md next to the results."""
+    from uptls_reports import diff as diff_mod
+    base = getattr(config, "_uptls_baseline", None)
+    if base is None:
+        return
+    d = diff_mod.diff_docs(base, doc)
+    md = os.path.splitext(paths["json"])[0] + ".baseline.md"
+    uptls_reports._atomic_write(md, diff_mod.baseline_markdown(d, config.option.baseline))
+    paths["base"] = md
+    config._uptls_baseline_lines = diff_mod.baseline_lines(d, config.option.baseline)
 
 
 def pytest_generate_tests(metafunc):
@@ -94,6 +125,7 @@ def results(request):
         except (SanityError, UptlsError) as e:
             _die(config, str(e))
         paths = uptls_reports.write_all(doc, config.option.report_dir)
+        _baseline_report(config, doc, paths)
         config._uptls_doc = doc
         config._uptls_paths = paths
     return {r["id"]: r for r in config._uptls_doc["scenarios"]}
@@ -111,3 +143,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"  {kind:5} {path}")
     if doc.get("run_dir"):
         terminalreporter.write_line(f"  run folder kept: {doc['run_dir']}")
+    for line in getattr(config, "_uptls_baseline_lines", None) or []:
+        terminalreporter.write_line(line)

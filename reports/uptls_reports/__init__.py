@@ -8,6 +8,7 @@ error text) is escaped for the format it lands in.
 
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 
 VERDICT_ORDER = ("fail", "error", "deviation", "note", "unsupported", "pass")
@@ -18,13 +19,15 @@ MARK = {"pass": "✅ pass", "fail": "❌ fail", "deviation": "⚠️ deviation",
 def _atomic_write(path, text):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    # backslashreplace: a lone surrogate (undecodable peer bytes) becomes
+    # \\udcXX, which is still valid JSON and readable text elsewhere.
+    with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as f:
         f.write(text)
     os.replace(tmp, path)
 
 
 def write_all(doc, report_dir):
-    """Write <target>.json, .junit.xml and .md; return their paths."""
+    """Write <target>.json, .junit.xml, .md and .html; return their paths."""
     name = doc["target"]["name"]
     if doc["target"].get("faults"):
         name += "+" + "+".join(doc["target"]["faults"])
@@ -32,11 +35,27 @@ def write_all(doc, report_dir):
         "json": os.path.join(report_dir, f"{name}.json"),
         "junit": os.path.join(report_dir, f"{name}.junit.xml"),
         "md": os.path.join(report_dir, f"{name}.md"),
+        "html": os.path.join(report_dir, f"{name}.html"),
     }
     _atomic_write(paths["json"], json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     _atomic_write(paths["junit"], junit(doc))
     _atomic_write(paths["md"], markdown(doc))
+    from . import compare
+    _atomic_write(paths["html"], compare.compare_html(
+        compare.compare_docs([doc]), title=f"uptls: {name} {doc['target'].get('version') or ''}"))
     return paths
+
+
+# Characters XML 1.0 cannot carry at all (not even escaped): control
+# characters other than tab/newline/CR, lone surrogates, U+FFFE/U+FFFF.
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text):
+    """Text ElementTree can serialize into well-formed XML: the characters XML
+    cannot hold are written as \\xNN / \\uNNNN; <, & and quotes are escaped by ET."""
+    return _XML_BAD.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100
+                        else "\\u%04x" % ord(m.group()), str(text))
 
 
 def _detail(res):
@@ -65,30 +84,31 @@ def _detail(res):
 
 def junit(doc):
     s = doc["summary"]
+    X = xml_safe
     suite = ET.Element("testsuite", {
-        "name": f"uptls.{doc['target']['name']}",
+        "name": X(f"uptls.{doc['target']['name']}"),
         "tests": str(len(doc["scenarios"])),
         "failures": str(s.get("fail", 0)), "errors": str(s.get("error", 0)),
         "skipped": str(s.get("unsupported", 0)), "time": str(doc.get("duration_s", 0)),
-        "timestamp": doc.get("started", "")})
+        "timestamp": X(doc.get("started", ""))})
     props = ET.SubElement(suite, "properties")
     for k, v in doc["target"].items():
-        ET.SubElement(props, "property", {"name": f"target.{k}", "value": str(v)})
+        ET.SubElement(props, "property", {"name": X(f"target.{k}"), "value": X(v)})
     for res in doc["scenarios"]:
-        tc = ET.SubElement(suite, "testcase", {"classname": f"uptls.{res['family']}",
-                                               "name": res["id"]})
+        tc = ET.SubElement(suite, "testcase", {"classname": X(f"uptls.{res['family']}"),
+                                               "name": X(res["id"])})
         v = res["verdict"]
         if v == "fail":
-            el = ET.SubElement(tc, "failure", {"message": res["reason"][:1000],
-                                               "type": res.get("fail_kind", "fail")})
-            el.text = _detail(res)
+            el = ET.SubElement(tc, "failure", {"message": X(res["reason"][:1000]),
+                                               "type": X(res.get("fail_kind", "fail"))})
+            el.text = X(_detail(res))
         elif v == "error":
-            el = ET.SubElement(tc, "error", {"message": res["reason"][:1000], "type": "error"})
-            el.text = _detail(res)
+            el = ET.SubElement(tc, "error", {"message": X(res["reason"][:1000]), "type": "error"})
+            el.text = X(_detail(res))
         elif v == "unsupported":
-            ET.SubElement(tc, "skipped", {"message": "unsupported: " + res["reason"][:1000]})
+            ET.SubElement(tc, "skipped", {"message": X("unsupported: " + res["reason"][:1000])})
         else:
-            ET.SubElement(tc, "system-out").text = f"{v}: {res['reason']}"
+            ET.SubElement(tc, "system-out").text = X(f"{v}: {res['reason']}")
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
@@ -96,7 +116,8 @@ def junit(doc):
 def md_escape(text):
     """Text safe inside a Markdown table cell: no markup, no HTML, no row breaks."""
     text = str(text)
-    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"),
+    for a, b in (("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"),
+                 ("~", "\\~"),
                  ("`", "\\`"), ("*", "\\*"), ("_", "\\_"), ("[", "\\["), ("]", "\\]")):
         text = text.replace(a, b)
     return " ".join(text.split())
@@ -105,7 +126,7 @@ def md_escape(text):
 def markdown(doc):
     t, s = doc["target"], doc["summary"]
     lines = [f"# uptls: {md_escape(t['name'])} {md_escape(t.get('version', ''))}", "",
-             f"Binary `{md_escape(t.get('binary'))}`, {md_escape(t.get('openssl'))}; "
+             f"Binary {md_escape(t.get('binary'))}, {md_escape(t.get('openssl'))}; "
              f"started {doc.get('started')}, {doc.get('duration_s')} s.", "",
              "| " + " | ".join(VERDICT_ORDER) + " |",
              "|" + "---|" * len(VERDICT_ORDER),
@@ -118,11 +139,13 @@ def markdown(doc):
             lines.append(f"- **{md_escape(r['id'])}** [{r['importance']}]{kind}: "
                          f"{md_escape(r['reason'])}")
         lines.append("")
-    lines += ["## Scenarios", "", "| scenario | importance | verdict | reason |",
-              "|---|---|---|---|"]
+    # Details collapsed (fit for a CI job summary): the table opens on click.
+    lines += [f"<details><summary>All {len(doc['scenarios'])} scenarios</summary>", "",
+              "| scenario | importance | verdict | reason |", "|---|---|---|---|"]
     for r in sorted(doc["scenarios"], key=lambda r: (r["family"], r["id"])):
         lines.append(f"| {md_escape(r['id'])} | {r['importance']} | {MARK[r['verdict']]} | "
-                     f"{md_escape(r['reason'])[:300]} |")
+                     f"{md_escape(r['reason'][:300])} |")
+    lines += ["", "</details>"]
     if doc.get("target_alerts"):
         lines += ["", "## Target log alerts not tied to a scenario", ""]
         lines += [f"- {md_escape(a)}" for a in doc["target_alerts"]]
