@@ -1,0 +1,87 @@
+/*
+ * Fault switches: deliberate misbehaviours of the upstream TLS client, for
+ * the harness's own tests (every scenario must fail on some known-bad
+ * proxy). Each is off unless `--fault NAME` or UPTLS_PROXY_FAULTS=a,b
+ * enables it; an unknown name is an error.
+ */
+#include "proxy.h"
+
+#include <stdio.h>
+#include <string.h>
+
+unsigned proxy_faults;
+
+static const struct {
+    const char *name;
+    unsigned bit;
+    const char *help;
+} proxy_fault_table[] = {
+    /* ignore-client-cert: never load or send proxy_ssl_certificate/_key. */
+    { "ignore-client-cert", PROXY_FAULT_IGNORE_CLIENT_CERT,
+      "never load or send the client certificate" },
+    /* skip-verify: accept any certificate chain (untrusted, expired, revoked,
+     * too deep); the name is still checked unless skip-host-check is on. */
+    { "skip-verify", PROXY_FAULT_SKIP_VERIFY, "accept any chain" },
+    /* ignore-depth: do not apply proxy_ssl_verify_depth (depth unlimited). */
+    { "ignore-depth", PROXY_FAULT_IGNORE_DEPTH, "depth unlimited" },
+    /* skip-host-check: never check the upstream certificate's name. */
+    { "skip-host-check", PROXY_FAULT_SKIP_HOST_CHECK, "no name check" },
+    /* ignore-protocols: offer the library's full version range, ignoring
+     * proxy_ssl_protocols and protocol conf commands. */
+    { "ignore-protocols", PROXY_FAULT_IGNORE_PROTOCOLS,
+      "offer the library's full range" },
+    /* ignore-ciphers: use the library's default cipher list and suites,
+     * ignoring proxy_ssl_ciphers and cipher conf commands. */
+    { "ignore-ciphers", PROXY_FAULT_IGNORE_CIPHERS,
+      "use the library default list" },
+    /* share-sessions: one session cache slot for all upstream servers and
+     * all TLS settings. */
+    { "share-sessions", PROXY_FAULT_SHARE_SESSIONS,
+      "one session cache for all servers and settings" },
+    /* no-session-reuse: never offer a cached session. */
+    { "no-session-reuse", PROXY_FAULT_NO_SESSION_REUSE, "never resume" },
+    /* no-sni: never send server_name, even with proxy_ssl_server_name on. */
+    { "no-sni", PROXY_FAULT_NO_SNI, "never send SNI" },
+};
+
+#define PROXY_NUM_FAULTS (sizeof(proxy_fault_table) / sizeof(proxy_fault_table[0]))
+
+/* Enables every name in a comma-separated list. */
+int
+proxy_fault_enable(const char *names, char *err, size_t err_len)
+{
+    char buf[512];
+    char *save = NULL, *tok;
+    size_t i;
+
+    snprintf(buf, sizeof(buf), "%s", names);
+    for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        for (i = 0; i < PROXY_NUM_FAULTS; i++) {
+            if (strcmp(tok, proxy_fault_table[i].name) == 0) {
+                proxy_faults |= proxy_fault_table[i].bit;
+                break;
+            }
+        }
+        if (i == PROXY_NUM_FAULTS) {
+            snprintf(err, err_len, "unknown fault \"%s\" (see --fault list)", tok);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+proxy_fault_on(unsigned fault)
+{
+    return (proxy_faults & fault) != 0;
+}
+
+void
+proxy_fault_list_print(void)
+{
+    size_t i;
+
+    for (i = 0; i < PROXY_NUM_FAULTS; i++) {
+        printf("%-20s %s\n", proxy_fault_table[i].name, proxy_fault_table[i].help);
+    }
+}

@@ -1,0 +1,1834 @@
+/*
+ * The HTTP engine of one worker: an HTTP/1.1 server for clients and an
+ * HTTP/1.x client (plain or TLS) for upstream servers, on one libevent loop.
+ *
+ * Request bodies are read completely before the upstream is contacted (as
+ * nginx's default proxy_request_buffering on, with client_max_body_size 1m),
+ * so a request can be retried on the next upstream server; responses are
+ * streamed with back-pressure: when the client's output passes
+ * PROXY_HIGH_WATER the upstream is not read until it drains to half of it
+ * (libevent's sample/le-proxy.c).
+ */
+#include "proxy.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+
+#define PROXY_HIGH_WATER (256 * 1024)
+#define PROXY_MAX_HEADER (32 * 1024)
+#define PROXY_MAX_BODY (1024 * 1024)
+#define PROXY_CLIENT_HEADER_TIMEOUT 60000
+#define PROXY_UPSTREAM_IDLE_TIMEOUT 60000
+
+enum proxy_chunk_state { PROXY_CHUNK_SIZE, PROXY_CHUNK_DATA, PROXY_CHUNK_CRLF,
+    PROXY_CHUNK_TRAILER, PROXY_CHUNK_DONE };
+
+struct proxy_chunked {
+    int state;
+    long long size;
+};
+
+enum proxy_client_state { PROXY_C_HEADERS, PROXY_C_BODY, PROXY_C_UPSTREAM,
+    PROXY_C_CLOSING };
+
+enum proxy_resp_state { PROXY_R_HEADERS, PROXY_R_LENGTH, PROXY_R_CHUNKED,
+    PROXY_R_EOF, PROXY_R_DONE };
+
+struct proxy_worker;
+struct proxy_client;
+
+struct proxy_upconn {
+    struct proxy_worker *w;
+    struct bufferevent *bev;
+    SSL *ssl;
+    struct event *timer;        /* connect + handshake timeout */
+    struct proxy_upstream *ups;
+    size_t peer_idx;
+    char *key;                  /* keepalive cache key */
+    struct proxy_client *client;
+    int connected;
+    int reused;
+    struct proxy_upconn *next;  /* idle list */
+};
+
+struct proxy_client {
+    struct proxy_worker *w;
+    struct bufferevent *bev;
+    struct event *next_ev;      /* runs the next pipelined request */
+    unsigned long id;
+    char addr[64];
+    char port[8];
+    struct proxy_listen *listen;
+    int state;
+
+    /* request */
+    int got_request_line;
+    size_t header_bytes;
+    char *method;
+    char *uri;
+    char *request_line;
+    int http_minor;
+    struct proxy_keyval_list hdrs;
+    char *host;
+    struct proxy_server *server;
+    struct proxy_loc_conf *loc;
+    int keepalive;
+    int body_chunked;
+    long long body_left;
+    struct proxy_chunked req_chunk;
+    struct evbuffer *body;
+    int head;
+
+    /* upstream */
+    struct proxy_upconn *up;
+    unsigned long long tried;
+    int num_tried;
+    int fail_status;
+    int request_sent;
+    int retried_stale;
+    char *up_uri;
+    int up_wants_close;
+
+    /* response */
+    int resp_state;
+    int resp_status;
+    long long resp_left;
+    struct proxy_chunked resp_chunk;
+    int resp_started;
+    int resp_out_chunked;
+    int resp_up_keepalive;
+    int resp_minor;
+    int resp_got_status;
+    size_t resp_header_bytes;
+    struct proxy_keyval_list resp_hdrs;
+    char *resp_status_line;
+    int paused;
+
+    struct proxy_client *prev, *next;
+};
+
+struct proxy_worker {
+    struct proxy_conf *conf;
+    struct event_base *base;
+    struct evconnlistener **listeners;
+    size_t num_listeners;
+    struct event *sig_term;
+    struct event *sig_int;
+    struct event *sig_quit;
+    struct proxy_client *clients;
+    int num_clients;
+    unsigned long next_id;
+    int quitting;
+};
+
+static void proxy_client_read_cb(struct bufferevent *bev, void *arg);
+static void proxy_client_process(struct proxy_client *c);
+static void proxy_upstream_next(struct proxy_client *c);
+static void proxy_upconn_free(struct proxy_upconn *u);
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+static const char *
+proxy_header_get(const struct proxy_keyval_list *l, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < l->num; i++) {
+        if (strcasecmp(l->items[i].key, name) == 0) {
+            return l->items[i].value;
+        }
+    }
+    return NULL;
+}
+
+static void
+proxy_keyval_list_clear(struct proxy_keyval_list *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->num; i++) {
+        free(l->items[i].key);
+        free(l->items[i].value);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->num = 0;
+}
+
+/* Does a comma-separated header value contain the token? */
+static int
+proxy_header_has_token(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+    const char *p = value;
+
+    while (p && *p) {
+        while (*p == ' ' || *p == '\t' || *p == ',') {
+            p++;
+        }
+        if (strncasecmp(p, token, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' '
+                || p[n] == '\t' || p[n] == ';')) {
+            return 1;
+        }
+        p = strchr(p, ',');
+    }
+    return 0;
+}
+
+static const char *
+proxy_status_text(int code)
+{
+    switch (code) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Moved Temporarily";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Not Allowed";
+    case 408: return "Request Time-out";
+    case 411: return "Length Required";
+    case 413: return "Request Entity Too Large";
+    case 414: return "Request-URI Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Temporarily Unavailable";
+    case 504: return "Gateway Time-out";
+    default: return "";
+    }
+}
+
+static void
+proxy_http_date(char *out, size_t out_len)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    strftime(out, out_len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static void proxy_client_log(struct proxy_client *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* An error log line with nginx's request context. */
+static void
+proxy_client_log(struct proxy_client *c, int level, const char *fmt, ...)
+{
+    char msg[2048], upstream[600] = "";
+    va_list ap;
+
+    if (!proxy_log_enabled(level)) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (c->up && c->loc) {
+        snprintf(upstream, sizeof(upstream), ", upstream: \"%s://%s%s\"",
+            c->loc->pass_ssl ? "https" : "http",
+            c->up->ups->peers[c->up->peer_idx].addr_text, c->up_uri ? c->up_uri : "");
+    }
+    proxy_log_error(level, c->id, "%s, client: %s, server: %s%s%s%s%s%s%s", msg,
+        c->addr,
+        c->server && c->server->num_names ? c->server->names[0] : "",
+        c->request_line ? ", request: \"" : "",
+        c->request_line ? c->request_line : "", c->request_line ? "\"" : "",
+        upstream, c->host ? ", host: \"" : "", c->host ? "\"" : "");
+    (void) 0;
+}
+
+/* ---- chunked transfer coding ------------------------------------------------------------ */
+
+/* Decodes from in to out. Returns 1 at the end of the body, 0 when it needs
+ * more input, -1 on a framing error. */
+static int
+proxy_chunked_parse(struct proxy_chunked *ch, struct evbuffer *in,
+    struct evbuffer *out)
+{
+    char *line, *end;
+    size_t n, avail;
+
+    for (;;) {
+        switch (ch->state) {
+        case PROXY_CHUNK_SIZE:
+        case PROXY_CHUNK_CRLF:
+        case PROXY_CHUNK_TRAILER:
+            line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+            if (line == NULL) {
+                return evbuffer_get_length(in) > 4096 ? -1 : 0;
+            }
+            if (ch->state == PROXY_CHUNK_CRLF) {
+                free(line);
+                if (n != 0) {
+                    return -1;
+                }
+                ch->state = PROXY_CHUNK_SIZE;
+                continue;
+            }
+            if (ch->state == PROXY_CHUNK_TRAILER) {
+                free(line);
+                if (n == 0) {
+                    ch->state = PROXY_CHUNK_DONE;
+                    return 1;
+                }
+                continue;
+            }
+            errno = 0;
+            ch->size = strtoll(line, &end, 16);
+            if (end == line || errno || ch->size < 0
+                || (*end && *end != ';' && *end != ' ' && *end != '\t')) {
+                free(line);
+                return -1;
+            }
+            free(line);
+            ch->state = ch->size == 0 ? PROXY_CHUNK_TRAILER : PROXY_CHUNK_DATA;
+            continue;
+        case PROXY_CHUNK_DATA:
+            avail = evbuffer_get_length(in);
+            if (avail == 0) {
+                return 0;
+            }
+            if ((long long) avail > ch->size) {
+                avail = (size_t) ch->size;
+            }
+            evbuffer_remove_buffer(in, out, avail);
+            ch->size -= (long long) avail;
+            if (ch->size == 0) {
+                ch->state = PROXY_CHUNK_CRLF;
+            }
+            continue;
+        default:
+            return 1;
+        }
+    }
+}
+
+/* ---- client connections ------------------------------------------------------------------ */
+
+static void
+proxy_client_reset(struct proxy_client *c)
+{
+    free(c->method);
+    free(c->uri);
+    free(c->request_line);
+    free(c->host);
+    free(c->up_uri);
+    free(c->resp_status_line);
+    c->method = c->uri = c->request_line = c->host = c->up_uri = NULL;
+    c->resp_status_line = NULL;
+    proxy_keyval_list_clear(&c->hdrs);
+    proxy_keyval_list_clear(&c->resp_hdrs);
+    if (c->body) {
+        evbuffer_free(c->body);
+        c->body = NULL;
+    }
+    c->got_request_line = 0;
+    c->header_bytes = 0;
+    c->server = NULL;
+    c->loc = NULL;
+    c->keepalive = 0;
+    c->body_chunked = 0;
+    c->body_left = 0;
+    memset(&c->req_chunk, 0, sizeof(c->req_chunk));
+    c->head = 0;
+    c->tried = 0;
+    c->num_tried = 0;
+    c->fail_status = 502;
+    c->request_sent = 0;
+    c->retried_stale = 0;
+    c->up_wants_close = 0;
+    c->resp_state = PROXY_R_HEADERS;
+    c->resp_status = 0;
+    c->resp_left = 0;
+    memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
+    c->resp_started = 0;
+    c->resp_out_chunked = 0;
+    c->resp_up_keepalive = 0;
+    c->resp_minor = 0;
+    c->resp_got_status = 0;
+    c->resp_header_bytes = 0;
+    c->paused = 0;
+    c->state = PROXY_C_HEADERS;
+}
+
+static void
+proxy_client_free(struct proxy_client *c)
+{
+    struct proxy_worker *w = c->w;
+
+    if (c->up) {
+        proxy_upconn_free(c->up);
+        c->up = NULL;
+    }
+    proxy_client_reset(c);
+    if (c->next_ev) {
+        event_free(c->next_ev);
+    }
+    bufferevent_free(c->bev);
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        w->clients = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    w->num_clients--;
+    free(c);
+    if (w->quitting && w->clients == NULL) {
+        event_base_loopexit(w->base, NULL);
+    }
+}
+
+/* Closes once everything written so far has reached the socket. */
+static void
+proxy_client_close_after_output(struct proxy_client *c)
+{
+    c->state = PROXY_C_CLOSING;
+    c->keepalive = 0;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        proxy_client_free(c);
+    }
+}
+
+/* The current request is finished: next one or close. */
+static void
+proxy_client_request_done(struct proxy_client *c)
+{
+    long keepalive_ms = c->loc ? c->loc->keepalive_timeout : 75000;
+    struct timeval tv;
+
+    if (!c->keepalive || c->w->quitting || keepalive_ms == 0) {
+        proxy_client_close_after_output(c);
+        return;
+    }
+    proxy_client_reset(c);
+    tv.tv_sec = keepalive_ms / 1000;
+    tv.tv_usec = (keepalive_ms % 1000) * 1000;
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        event_active(c->next_ev, EV_TIMEOUT, 0);
+    }
+}
+
+/* A complete response generated by the proxy itself. */
+static void
+proxy_client_respond(struct proxy_client *c, int status, const char *location,
+    const char *text)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    char date[64], body[1024];
+    const char *type = "text/html";
+
+    if (status == 444) {
+        proxy_client_free(c);
+        return;
+    }
+    if (text) {
+        snprintf(body, sizeof(body), "%s", text);
+        type = "text/plain";
+    } else if (status >= 300 && status != 304) {
+        snprintf(body, sizeof(body), "<html>\r\n<head><title>%d %s</title></head>\r\n"
+            "<body>\r\n<center><h1>%d %s</h1></center>\r\n<hr><center>" PROXY_NAME
+            "</center>\r\n</body>\r\n</html>\r\n", status, proxy_status_text(status),
+            status, proxy_status_text(status));
+    } else {
+        body[0] = '\0';
+    }
+    if (status >= 400 && status != 404 && status != 405 && status < 500) {
+        c->keepalive = 0;   /* as nginx after a malformed request */
+    }
+    proxy_http_date(date, sizeof(date));
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: " PROXY_NAME "\r\nDate: %s\r\n"
+        "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s%sConnection: %s\r\n\r\n",
+        status, proxy_status_text(status), date, type, strlen(body),
+        location ? "Location: " : "", location ? location : "", location ? "\r\n" : "",
+        c->keepalive ? "keep-alive" : "close");
+    if (!c->head) {
+        evbuffer_add(out, body, strlen(body));
+    }
+    proxy_client_request_done(c);
+}
+
+/* ---- routing ------------------------------------------------------------------------------ */
+
+static int
+proxy_server_name_match(const char *pattern, const char *host)
+{
+    size_t pl, hl;
+
+    if (strcasecmp(pattern, host) == 0) {
+        return 1;
+    }
+    pl = strlen(pattern);
+    hl = strlen(host);
+    if (pattern[0] == '*' && pattern[1] == '.' && hl > pl - 1) {
+        return strcasecmp(host + hl - (pl - 1), pattern + 1) == 0;
+    }
+    if (pattern[0] == '.' && (strcasecmp(pattern + 1, host) == 0
+            || (hl > pl && strcasecmp(host + hl - pl, pattern) == 0))) {
+        return 1;
+    }
+    return 0;
+}
+
+static struct proxy_server *
+proxy_route_server(struct proxy_worker *w, struct proxy_listen *l, const char *host)
+{
+    struct proxy_server *s, *first = NULL, *def = NULL;
+    size_t i, j;
+
+    for (s = w->conf->servers; s; s = s->next) {
+        for (i = 0; i < s->num_listens; i++) {
+            if (s->listens[i] != l) {
+                continue;
+            }
+            if (first == NULL) {
+                first = s;
+            }
+            if (s->default_server[i] && def == NULL) {
+                def = s;
+            }
+            for (j = 0; host && j < s->num_names; j++) {
+                if (proxy_server_name_match(s->names[j], host)) {
+                    return s;
+                }
+            }
+        }
+    }
+    return def ? def : first;
+}
+
+/* "=" exact locations first, then the longest matching prefix. */
+static struct proxy_loc_conf *
+proxy_route_location(struct proxy_server *s, const char *uri)
+{
+    struct proxy_loc_conf *best = NULL;
+    size_t i, len, path_len = strcspn(uri, "?");
+
+    for (i = 0; i < s->num_locs; i++) {
+        struct proxy_loc_conf *lc = s->locs[i];
+
+        len = strlen(lc->prefix);
+        if (lc->exact) {
+            if (len == path_len && strncmp(uri, lc->prefix, len) == 0) {
+                return lc;
+            }
+            continue;
+        }
+        if (len <= path_len && strncmp(uri, lc->prefix, len) == 0
+            && (best == NULL || len > strlen(best->prefix))) {
+            best = lc;
+        }
+    }
+    return best;
+}
+
+/* ---- variables in proxy_set_header values -------------------------------------------------- */
+
+static char *
+proxy_var_value(struct proxy_client *c, const char *name)
+{
+    const char *v;
+
+    if (strcmp(name, "host") == 0) {
+        return proxy_xstrdup(c->host ? c->host
+            : c->server && c->server->num_names ? c->server->names[0] : "");
+    }
+    if (strcmp(name, "proxy_host") == 0) {
+        return proxy_xstrdup(c->loc->proxy_host);
+    }
+    if (strcmp(name, "remote_addr") == 0) {
+        return proxy_xstrdup(c->addr);
+    }
+    if (strcmp(name, "remote_port") == 0) {
+        return proxy_xstrdup(c->port);
+    }
+    if (strcmp(name, "proxy_add_x_forwarded_for") == 0) {
+        v = proxy_header_get(&c->hdrs, "X-Forwarded-For");
+        return v ? proxy_xasprintf("%s, %s", v, c->addr) : proxy_xstrdup(c->addr);
+    }
+    if (strcmp(name, "scheme") == 0) {
+        return proxy_xstrdup("http");
+    }
+    if (strcmp(name, "request_uri") == 0) {
+        return proxy_xstrdup(c->uri);
+    }
+    if (strcmp(name, "uri") == 0) {
+        return proxy_xstrndup(c->uri, strcspn(c->uri, "?"));
+    }
+    if (strcmp(name, "request_method") == 0) {
+        return proxy_xstrdup(c->method);
+    }
+    if (strcmp(name, "server_name") == 0) {
+        return proxy_xstrdup(c->server && c->server->num_names ? c->server->names[0] : "");
+    }
+    if (strcmp(name, "server_port") == 0 || strcmp(name, "server_addr") == 0) {
+        const char *t = c->listen->text, *colon = strrchr(t, ':');
+
+        return strcmp(name, "server_port") == 0 ? proxy_xstrdup(colon ? colon + 1 : "")
+            : proxy_xstrndup(t, colon ? (size_t) (colon - t) : strlen(t));
+    }
+    if (strcmp(name, "proxy_port") == 0) {
+        return proxy_xasprintf("%d", c->loc->pass_port ? c->loc->pass_port
+            : c->loc->pass_ssl ? 443 : 80);
+    }
+    if (strncmp(name, "http_", 5) == 0) {
+        char hname[128];
+        size_t i;
+
+        snprintf(hname, sizeof(hname), "%s", name + 5);
+        for (i = 0; hname[i]; i++) {
+            if (hname[i] == '_') {
+                hname[i] = '-';
+            }
+        }
+        v = proxy_header_get(&c->hdrs, hname);
+        return proxy_xstrdup(v ? v : "");
+    }
+    return proxy_xstrdup("");
+}
+
+static char *
+proxy_var_expand(struct proxy_client *c, const char *tmpl)
+{
+    struct evbuffer *b = evbuffer_new();
+    const char *p = tmpl;
+    char name[128], *v, *res;
+    size_t n, len;
+
+    while (*p) {
+        if (*p != '$') {
+            evbuffer_add(b, p++, 1);
+            continue;
+        }
+        p++;
+        int brace = *p == '{';
+
+        if (brace) {
+            p++;
+        }
+        n = 0;
+        while ((isalnum((unsigned char) *p) || *p == '_') && n < sizeof(name) - 1) {
+            name[n++] = *p++;
+        }
+        name[n] = '\0';
+        if (brace && *p == '}') {
+            p++;
+        }
+        v = proxy_var_value(c, name);
+        evbuffer_add(b, v, strlen(v));
+        free(v);
+    }
+    len = evbuffer_get_length(b);
+    res = proxy_xcalloc(1, len + 1);
+    evbuffer_remove(b, res, len);
+    evbuffer_free(b);
+    return res;
+}
+
+/* ---- upstream: peers and connections -------------------------------------------------------- */
+
+/* Smooth weighted round robin, as ngx_http_upstream_get_peer(): each
+ * server at most once per request; a server with max_fails failures within
+ * fail_timeout is skipped until fail_timeout passes. */
+static int
+proxy_peer_get(struct proxy_upstream *u, unsigned long long tried)
+{
+    long long now = proxy_time_ms();
+    struct proxy_peer *best = NULL, *p;
+    int total = 0, best_idx = -1;
+    size_t i;
+
+    for (i = 0; i < u->num_peers && i < 64; i++) {
+        p = &u->peers[i];
+        if (tried & (1ULL << i)) {
+            continue;
+        }
+        if (u->num_peers > 1 && p->max_fails && p->fails >= p->max_fails
+            && now - p->checked_ms <= p->fail_timeout_ms) {
+            continue;
+        }
+        p->current_weight += p->weight;
+        total += p->weight;
+        if (best == NULL || p->current_weight > best->current_weight) {
+            best = p;
+            best_idx = (int) i;
+        }
+    }
+    if (best) {
+        best->current_weight -= total;
+    }
+    return best_idx;
+}
+
+static void
+proxy_peer_fail(struct proxy_upstream *u, size_t idx)
+{
+    u->peers[idx].fails++;
+    u->peers[idx].checked_ms = proxy_time_ms();
+}
+
+static void
+proxy_upconn_free(struct proxy_upconn *u)
+{
+    if (u == NULL) {
+        return;
+    }
+    if (u->timer) {
+        event_free(u->timer);
+    }
+    if (u->bev) {
+        if (u->ssl) {
+            proxy_ssl_release(u->ssl);
+        }
+        bufferevent_free(u->bev);
+    } else if (u->ssl) {
+        SSL_free(u->ssl);
+    }
+    free(u->key);
+    free(u);
+}
+
+static void
+proxy_idle_remove(struct proxy_upconn *u)
+{
+    struct proxy_upconn **pp;
+
+    for (pp = &u->ups->idle; *pp; pp = &(*pp)->next) {
+        if (*pp == u) {
+            *pp = u->next;
+            u->ups->num_idle--;
+            break;
+        }
+    }
+    u->next = NULL;
+}
+
+static void
+proxy_idle_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct proxy_upconn *u = arg;
+
+    /* an idle connection must not send anything: drop it */
+    proxy_idle_remove(u);
+    proxy_upconn_free(u);
+}
+
+static void
+proxy_idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct proxy_upconn *u = arg;
+
+    proxy_idle_remove(u);
+    proxy_upconn_free(u);
+}
+
+/* Upstream keepalive: caches an idle connection, at most `keepalive N` per
+ * upstream block, the oldest dropped first. The key also holds the
+ * location's TLS settings, so a connection made with one client identity,
+ * trust store or name is never handed to a location with different ones
+ * (nginx keys by upstream server only). */
+static void
+proxy_idle_put(struct proxy_upconn *u)
+{
+    struct proxy_upstream *ups = u->ups;
+    struct proxy_upconn **pp;
+    struct timeval tv = { PROXY_UPSTREAM_IDLE_TIMEOUT / 1000, 0 };
+
+    u->client = NULL;
+    u->next = ups->idle;
+    ups->idle = u;
+    ups->num_idle++;
+    if (ups->num_idle > ups->keepalive) {
+        for (pp = &ups->idle; (*pp)->next; pp = &(*pp)->next) {
+        }
+        struct proxy_upconn *old = *pp;
+
+        *pp = NULL;
+        ups->num_idle--;
+        proxy_upconn_free(old);
+    }
+    bufferevent_setcb(u->bev, proxy_idle_read_cb, NULL, proxy_idle_event_cb, u);
+    bufferevent_set_timeouts(u->bev, &tv, NULL);
+    bufferevent_enable(u->bev, EV_READ);
+}
+
+static struct proxy_upconn *
+proxy_idle_take(struct proxy_upstream *ups, const char *key)
+{
+    struct proxy_upconn *u;
+
+    for (u = ups->idle; u; u = u->next) {
+        if (strcmp(u->key, key) == 0) {
+            proxy_idle_remove(u);
+            return u;
+        }
+    }
+    return NULL;
+}
+
+static void proxy_up_read_cb(struct bufferevent *bev, void *arg);
+static void proxy_up_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Gives up on the current upstream attempt: next server, or an error
+ * response, or (once the response has started) closes the client. */
+static void
+proxy_upstream_fail(struct proxy_client *c, int timeout, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+proxy_method_idempotent(const char *m)
+{
+    return strcmp(m, "POST") != 0 && strcmp(m, "LOCK") != 0 && strcmp(m, "PATCH") != 0;
+}
+
+static void
+proxy_upstream_fail(struct proxy_client *c, int timeout, const char *fmt, ...)
+{
+    struct proxy_upconn *u = c->up;
+    char msg[2048];
+    int next, stale;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    stale = u && u->reused && c->resp_header_bytes == 0 && !c->resp_got_status && !timeout;
+    proxy_client_log(c, stale ? PROXY_LOG_INFO : PROXY_LOG_ERR, "%s", msg);
+    if (c->resp_started) {
+        /* a truncated body is never passed on as complete */
+        proxy_upconn_free(u);
+        c->up = NULL;
+        proxy_client_close_after_output(c);
+        return;
+    }
+    if (stale && !c->retried_stale) {
+        /* a cached keepalive connection the server had closed: retry the
+         * same server on a new connection, as nginx does */
+        c->retried_stale = 1;
+        c->tried &= ~(1ULL << u->peer_idx);
+        c->num_tried--;
+        proxy_upconn_free(u);
+        c->up = NULL;
+        proxy_upstream_next(c);
+        return;
+    }
+    if (u) {
+        proxy_peer_fail(u->ups, u->peer_idx);
+        proxy_upconn_free(u);
+        c->up = NULL;
+    }
+    c->fail_status = timeout ? 504 : 502;
+    next = c->loc->next_upstream & (timeout ? PROXY_NEXT_TIMEOUT : PROXY_NEXT_ERROR);
+    if (c->request_sent && !proxy_method_idempotent(c->method)
+        && !(c->loc->next_upstream & PROXY_NEXT_NON_IDEMPOTENT)) {
+        next = 0;
+    }
+    c->request_sent = 0;
+    c->resp_state = PROXY_R_HEADERS;
+    c->resp_got_status = 0;
+    c->resp_header_bytes = 0;
+    proxy_keyval_list_clear(&c->resp_hdrs);
+    if (next) {
+        proxy_upstream_next(c);
+        return;
+    }
+    proxy_client_respond(c, c->fail_status, NULL, NULL);
+}
+
+/* Writes the request head and body to the upstream. */
+static void
+proxy_upstream_send(struct proxy_client *c)
+{
+    struct proxy_upconn *u = c->up;
+    struct proxy_loc_conf *lc = c->loc;
+    struct evbuffer *out = bufferevent_get_output(u->bev);
+    static const struct proxy_keyval defaults[] = {
+        { "Host", "$proxy_host" }, { "Connection", "close" },
+        { "Content-Length", "" }, { "Transfer-Encoding", "" }, { "TE", "" },
+        { "Keep-Alive", "" }, { "Expect", "" }, { "Upgrade", "" },
+    };
+    static const char *hop[] = { "Connection", "Keep-Alive", "Transfer-Encoding",
+        "Content-Length", "TE", "Expect", "Upgrade", "Proxy-Connection", NULL };
+    struct proxy_keyval_list set = { NULL, 0 };
+    struct timeval rtv, wtv;
+    size_t i, j;
+    char *v;
+
+    /* proxy_set_header fields first, then nginx's defaults not overridden */
+    for (i = 0; lc->headers && i < lc->headers->num; i++) {
+        proxy_keyval_list_add(&set, lc->headers->items[i].key,
+            lc->headers->items[i].value);
+    }
+    for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        if (proxy_header_get(&set, defaults[i].key) == NULL) {
+            proxy_keyval_list_add(&set, defaults[i].key, defaults[i].value);
+        }
+    }
+    evbuffer_add_printf(out, "%s %s HTTP/1.%d\r\n", c->method, c->up_uri,
+        lc->http_version == 11 ? 1 : 0);
+    c->up_wants_close = 1;
+    for (i = 0; i < set.num; i++) {
+        v = proxy_var_expand(c, set.items[i].value);
+        if (strcasecmp(set.items[i].key, "Connection") == 0) {
+            c->up_wants_close = v[0] == '\0' ? lc->http_version != 11
+                : proxy_header_has_token(v, "close");
+        }
+        if (v[0] != '\0') {   /* an empty value removes the field */
+            evbuffer_add_printf(out, "%s: %s\r\n", set.items[i].key, v);
+        }
+        free(v);
+    }
+    if (c->body && (evbuffer_get_length(c->body) > 0 || c->body_chunked
+            || proxy_header_get(&c->hdrs, "Content-Length"))) {
+        evbuffer_add_printf(out, "Content-Length: %zu\r\n", evbuffer_get_length(c->body));
+    }
+    for (i = 0; i < c->hdrs.num; i++) {
+        const char *k = c->hdrs.items[i].key;
+
+        if (proxy_header_get(&set, k)) {
+            continue;
+        }
+        for (j = 0; hop[j]; j++) {
+            if (strcasecmp(hop[j], k) == 0) {
+                break;
+            }
+        }
+        if (hop[j] == NULL) {
+            evbuffer_add_printf(out, "%s: %s\r\n", k, c->hdrs.items[i].value);
+        }
+    }
+    evbuffer_add(out, "\r\n", 2);
+    if (c->body && evbuffer_get_length(c->body) > 0) {
+        evbuffer_add_buffer_reference(out, c->body);
+    }
+    proxy_keyval_list_clear(&set);
+    c->request_sent = 1;
+
+    rtv.tv_sec = lc->read_timeout / 1000;
+    rtv.tv_usec = (lc->read_timeout % 1000) * 1000;
+    wtv.tv_sec = lc->send_timeout / 1000;
+    wtv.tv_usec = (lc->send_timeout % 1000) * 1000;
+    bufferevent_setcb(u->bev, proxy_up_read_cb, NULL, proxy_up_event_cb, c);
+    bufferevent_set_timeouts(u->bev, &rtv, &wtv);
+    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+}
+
+static void
+proxy_up_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_client *c = arg;
+
+    proxy_upstream_fail(c, 1, "upstream timed out (110: Connection timed out) while %s",
+        c->loc->pass_ssl ? "SSL handshaking to upstream" : "connecting to upstream");
+}
+
+/* The connection (and for https the handshake) is complete. */
+static void
+proxy_up_connected(struct proxy_client *c)
+{
+    struct proxy_upconn *u = c->up;
+    char err[1024];
+
+    if (u->timer) {
+        event_free(u->timer);
+        u->timer = NULL;
+    }
+    u->connected = 1;
+    if (u->ssl) {
+        if (proxy_ssl_check_after_handshake(u->ssl, c->loc, err, sizeof(err)) != 0) {
+            proxy_upstream_fail(c, 0, "%s while SSL handshaking to upstream", err);
+            return;
+        }
+        proxy_client_log(c, PROXY_LOG_INFO, "upstream SSL handshake done: %s %s%s",
+            SSL_get_version(u->ssl), SSL_get_cipher_name(u->ssl),
+            SSL_session_reused(u->ssl) ? " (session reused)" : "");
+    }
+    proxy_upstream_send(c);
+}
+
+static void
+proxy_up_connect_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct proxy_client *c = arg;
+    struct proxy_upconn *u = c->up;
+    unsigned long e;
+    char ssl_err[1024];
+    int saved = EVUTIL_SOCKET_ERROR();
+
+    if (what & BEV_EVENT_CONNECTED) {
+        proxy_up_connected(c);
+        return;
+    }
+    e = u->ssl ? bufferevent_get_openssl_error(bev) : 0;
+    if (e) {
+        ERR_error_string_n(e, ssl_err, sizeof(ssl_err));
+        if (u->ssl && SSL_get_verify_result(u->ssl) != X509_V_OK
+            && c->loc->ssl_verify) {
+            long vr = SSL_get_verify_result(u->ssl);
+
+            proxy_upstream_fail(c, 0, "upstream SSL certificate verify error: (%ld:%s), "
+                "SSL_do_handshake() failed (SSL: %s) while SSL handshaking to upstream",
+                vr, X509_verify_cert_error_string(vr), ssl_err);
+            return;
+        }
+        proxy_upstream_fail(c, 0, "SSL_do_handshake() failed (SSL: %s) while SSL "
+            "handshaking to upstream", ssl_err);
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) || saved == 0) {
+        proxy_upstream_fail(c, 0, "upstream prematurely closed connection while %s",
+            u->ssl ? "SSL handshaking to upstream" : "connecting to upstream");
+        return;
+    }
+    proxy_upstream_fail(c, 0, "connect() failed (%d: %s) while connecting to upstream",
+        saved, strerror(saved));
+}
+
+static void
+proxy_up_connect_read_cb(struct bufferevent *bev, void *arg)
+{
+}
+
+/* Picks the next server of the location's upstream and connects. */
+static void
+proxy_upstream_next(struct proxy_client *c)
+{
+    struct proxy_loc_conf *lc = c->loc;
+    struct proxy_upstream *ups = lc->upstream;
+    struct proxy_upconn *u;
+    struct proxy_peer *peer;
+    struct timeval tv;
+    char err[1024], *key;
+    int idx;
+
+    idx = proxy_peer_get(ups, c->tried);
+    if (idx < 0) {
+        if (c->num_tried == 0) {
+            proxy_client_log(c, PROXY_LOG_ERR, "no live upstreams while connecting to "
+                "upstream");
+        }
+        proxy_client_respond(c, c->fail_status, NULL, NULL);
+        return;
+    }
+    c->tried |= 1ULL << idx;
+    c->num_tried++;
+    peer = &ups->peers[idx];
+    key = proxy_xasprintf("%s|%s", peer->addr_text, lc->pass_ssl ? lc->tls_key : "plain");
+
+    if (ups->keepalive && (u = proxy_idle_take(ups, key)) != NULL) {
+        free(key);
+        u->client = c;
+        u->reused = 1;
+        c->up = u;
+        proxy_client_log(c, PROXY_LOG_DEBUG, "reusing cached upstream connection");
+        proxy_upstream_send(c);
+        return;
+    }
+
+    u = proxy_xcalloc(1, sizeof(*u));
+    u->w = c->w;
+    u->ups = ups;
+    u->peer_idx = (size_t) idx;
+    u->key = key;
+    u->client = c;
+    c->up = u;
+    if (lc->pass_ssl) {
+        u->ssl = proxy_ssl_new(lc, peer, err, sizeof(err));
+        if (u->ssl == NULL) {
+            proxy_upstream_fail(c, 0, "%s while SSL handshaking to upstream", err);
+            return;
+        }
+        u->bev = bufferevent_openssl_socket_new(c->w->base, -1, u->ssl,
+            BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (u->bev == NULL) {
+            proxy_upstream_fail(c, 0, "bufferevent_openssl_socket_new() failed");
+            return;
+        }
+        /* a peer that closes without close_notify ends a read-until-close
+         * body; framed bodies still detect truncation by their length */
+        bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
+    } else {
+        u->bev = bufferevent_socket_new(c->w->base, -1,
+            BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (u->bev == NULL) {
+            proxy_upstream_fail(c, 0, "bufferevent_socket_new() failed");
+            return;
+        }
+    }
+    /* proxy_connect_timeout covers the TCP connect and the TLS handshake */
+    u->timer = evtimer_new(c->w->base, proxy_up_connect_timeout_cb, c);
+    tv.tv_sec = lc->connect_timeout / 1000;
+    tv.tv_usec = (lc->connect_timeout % 1000) * 1000;
+    evtimer_add(u->timer, &tv);
+    bufferevent_setcb(u->bev, proxy_up_connect_read_cb, NULL, proxy_up_connect_event_cb, c);
+    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(u->bev, (struct sockaddr *) &peer->addr,
+            (int) peer->addr_len) != 0) {
+        int e = EVUTIL_SOCKET_ERROR();
+
+        proxy_upstream_fail(c, 0, "connect() failed (%d: %s) while connecting to upstream",
+            e, strerror(e));
+    }
+}
+
+/* ---- upstream response -------------------------------------------------------------------- */
+
+static void
+proxy_client_backpressure(struct proxy_client *c)
+{
+    if (c->up && !c->paused
+        && evbuffer_get_length(bufferevent_get_output(c->bev)) >= PROXY_HIGH_WATER) {
+        c->paused = 1;
+        bufferevent_disable(c->up->bev, EV_READ);
+        bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_HIGH_WATER / 2, 0);
+    }
+}
+
+/* The response is complete: cache or close the upstream connection. */
+static void
+proxy_upstream_finish(struct proxy_client *c)
+{
+    struct proxy_upconn *u = c->up;
+
+    if (c->resp_out_chunked) {
+        evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    }
+    c->up = NULL;
+    u->ups->peers[u->peer_idx].fails = 0;
+    if (u->ups->keepalive && c->resp_up_keepalive && !c->up_wants_close
+        && !c->w->quitting && evbuffer_get_length(bufferevent_get_input(u->bev)) == 0) {
+        proxy_idle_put(u);
+    } else {
+        proxy_upconn_free(u);
+    }
+    if (c->paused) {
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        c->paused = 0;
+    }
+    proxy_client_request_done(c);
+}
+
+/* Sends the response head to the client once the upstream's is complete. */
+static int
+proxy_upstream_header_done(struct proxy_client *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    static const char *skip[] = { "Connection", "Keep-Alive", "Transfer-Encoding",
+        "Content-Length", "Proxy-Connection", "Upgrade", "TE", "Trailer", "Date",
+        "Server", "X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate",
+        "X-Accel-Buffering", "X-Accel-Charset", NULL };
+    const char *te, *cl, *conn;
+    char date[64], *end;
+    size_t i, j;
+
+    te = proxy_header_get(&c->resp_hdrs, "Transfer-Encoding");
+    cl = proxy_header_get(&c->resp_hdrs, "Content-Length");
+    conn = proxy_header_get(&c->resp_hdrs, "Connection");
+    c->resp_up_keepalive = c->resp_minor >= 1
+        ? !(conn && proxy_header_has_token(conn, "close"))
+        : (conn && proxy_header_has_token(conn, "keep-alive"));
+
+    if (c->head || c->resp_status == 204 || c->resp_status == 304) {
+        c->resp_state = PROXY_R_DONE;
+    } else if (te && proxy_header_has_token(te, "chunked")) {
+        c->resp_state = PROXY_R_CHUNKED;
+    } else if (cl) {
+        errno = 0;
+        c->resp_left = strtoll(cl, &end, 10);
+        if (errno || end == cl || *end || c->resp_left < 0) {
+            return -1;
+        }
+        c->resp_state = c->resp_left ? PROXY_R_LENGTH : PROXY_R_DONE;
+    } else {
+        c->resp_state = PROXY_R_EOF;
+        c->resp_up_keepalive = 0;
+    }
+    if ((c->resp_state == PROXY_R_CHUNKED || c->resp_state == PROXY_R_EOF)) {
+        if (c->http_minor >= 1) {
+            c->resp_out_chunked = 1;
+        } else {
+            c->keepalive = 0;
+        }
+    }
+    if (c->w->quitting) {
+        c->keepalive = 0;
+    }
+    proxy_http_date(date, sizeof(date));
+    evbuffer_add_printf(out, "HTTP/1.1 %s\r\nServer: " PROXY_NAME "\r\nDate: %s\r\n",
+        c->resp_status_line, date);
+    for (i = 0; i < c->resp_hdrs.num; i++) {
+        for (j = 0; skip[j]; j++) {
+            if (strcasecmp(skip[j], c->resp_hdrs.items[i].key) == 0) {
+                break;
+            }
+        }
+        if (skip[j] == NULL) {
+            evbuffer_add_printf(out, "%s: %s\r\n", c->resp_hdrs.items[i].key,
+                c->resp_hdrs.items[i].value);
+        }
+    }
+    if (cl && c->resp_state != PROXY_R_CHUNKED) {
+        evbuffer_add_printf(out, "Content-Length: %s\r\n", cl);
+    } else if (c->resp_out_chunked) {
+        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+    }
+    evbuffer_add_printf(out, "Connection: %s\r\n\r\n", c->keepalive ? "keep-alive" : "close");
+    c->resp_started = 1;
+    return 0;
+}
+
+/* Moves decoded body bytes to the client, re-chunked when needed. */
+static void
+proxy_client_body_out(struct proxy_client *c, struct evbuffer *data)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t n = evbuffer_get_length(data);
+
+    if (n == 0) {
+        return;
+    }
+    if (c->resp_out_chunked) {
+        evbuffer_add_printf(out, "%zx\r\n", n);
+        evbuffer_add_buffer(out, data);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add_buffer(out, data);
+    }
+}
+
+static void
+proxy_up_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct proxy_client *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *tmp;
+    char *line, *colon, *v;
+    size_t n;
+    int rc;
+
+    while (c->resp_state == PROXY_R_HEADERS) {
+        line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+        if (line == NULL) {
+            if (evbuffer_get_length(in) + c->resp_header_bytes > PROXY_MAX_HEADER) {
+                proxy_upstream_fail(c, 0, "upstream sent too big header while reading "
+                    "response header from upstream");
+            }
+            return;
+        }
+        c->resp_header_bytes += n + 2;
+        if (c->resp_header_bytes > PROXY_MAX_HEADER) {
+            free(line);
+            proxy_upstream_fail(c, 0, "upstream sent too big header while reading "
+                "response header from upstream");
+            return;
+        }
+        if (!c->resp_got_status) {
+            if (strncmp(line, "HTTP/1.", 7) != 0 || !isdigit((unsigned char) line[7])
+                || line[8] != ' ' || !isdigit((unsigned char) line[9])
+                || !isdigit((unsigned char) line[10]) || !isdigit((unsigned char) line[11])) {
+                free(line);
+                proxy_upstream_fail(c, 0, "upstream sent no valid HTTP/1.0 header while "
+                    "reading response header from upstream");
+                return;
+            }
+            c->resp_minor = line[7] - '0';
+            c->resp_status = atoi(line + 9);
+            free(c->resp_status_line);
+            c->resp_status_line = proxy_xstrdup(line + 9);
+            c->resp_got_status = 1;
+            free(line);
+            continue;
+        }
+        if (n == 0) {
+            free(line);
+            if (c->resp_status >= 100 && c->resp_status < 200) {
+                /* an interim response: wait for the final one */
+                c->resp_got_status = 0;
+                proxy_keyval_list_clear(&c->resp_hdrs);
+                continue;
+            }
+            if (proxy_upstream_header_done(c) != 0) {
+                proxy_upstream_fail(c, 0, "upstream sent invalid \"Content-Length\" header "
+                    "while reading response header from upstream");
+                return;
+            }
+            break;
+        }
+        colon = strchr(line, ':');
+        if (colon == NULL || colon == line || line[0] == ' ' || line[0] == '\t') {
+            free(line);
+            proxy_upstream_fail(c, 0, "upstream sent invalid header while reading "
+                "response header from upstream");
+            return;
+        }
+        *colon = '\0';
+        v = colon + 1;
+        while (*v == ' ' || *v == '\t') {
+            v++;
+        }
+        n = strlen(v);
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) {
+            v[--n] = '\0';
+        }
+        proxy_keyval_list_add(&c->resp_hdrs, line, v);
+        free(line);
+    }
+
+    switch (c->resp_state) {
+    case PROXY_R_LENGTH:
+        n = evbuffer_get_length(in);
+        if ((long long) n > c->resp_left) {
+            n = (size_t) c->resp_left;
+        }
+        tmp = evbuffer_new();
+        evbuffer_remove_buffer(in, tmp, n);
+        proxy_client_body_out(c, tmp);
+        evbuffer_free(tmp);
+        c->resp_left -= (long long) n;
+        if (c->resp_left == 0) {
+            c->resp_state = PROXY_R_DONE;
+        }
+        break;
+    case PROXY_R_CHUNKED:
+        tmp = evbuffer_new();
+        rc = proxy_chunked_parse(&c->resp_chunk, in, tmp);
+        proxy_client_body_out(c, tmp);
+        evbuffer_free(tmp);
+        if (rc < 0) {
+            proxy_upstream_fail(c, 0, "upstream sent invalid chunked response while "
+                "reading upstream");
+            return;
+        }
+        if (rc == 1) {
+            c->resp_state = PROXY_R_DONE;
+        }
+        break;
+    case PROXY_R_EOF:
+        tmp = evbuffer_new();
+        evbuffer_add_buffer(tmp, in);
+        proxy_client_body_out(c, tmp);
+        evbuffer_free(tmp);
+        break;
+    default:
+        break;
+    }
+    if (c->resp_state == PROXY_R_DONE) {
+        proxy_upstream_finish(c);
+        return;
+    }
+    proxy_client_backpressure(c);
+}
+
+static void
+proxy_up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct proxy_client *c = arg;
+    const char *phase = c->resp_started ? "reading upstream"
+        : "reading response header from upstream";
+    unsigned long e;
+    char ssl_err[512];
+
+    if (what & BEV_EVENT_TIMEOUT) {
+        proxy_upstream_fail(c, 1, "upstream timed out (110: Connection timed out) while %s",
+            (what & BEV_EVENT_WRITING) ? "sending request to upstream" : phase);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        if (c->resp_state == PROXY_R_EOF) {
+            proxy_upstream_finish(c);
+            return;
+        }
+        proxy_upstream_fail(c, 0, "upstream prematurely closed connection while %s", phase);
+        return;
+    }
+    e = c->up && c->up->ssl ? bufferevent_get_openssl_error(bev) : 0;
+    if (e) {
+        ERR_error_string_n(e, ssl_err, sizeof(ssl_err));
+        proxy_upstream_fail(c, 0, "SSL_read() failed (SSL: %s) while %s", ssl_err, phase);
+        return;
+    }
+    e = (unsigned long) EVUTIL_SOCKET_ERROR();
+    proxy_upstream_fail(c, 0, "recv() failed (%lu: %s) while %s", e, strerror((int) e),
+        phase);
+}
+
+/* ---- client request ------------------------------------------------------------------------- */
+
+static void
+proxy_request_dispatch(struct proxy_client *c)
+{
+    struct proxy_loc_conf *lc = c->loc;
+    size_t plen;
+
+    c->state = PROXY_C_UPSTREAM;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    if (lc == NULL) {
+        if (c->server->conf->return_code != PROXY_UNSET) {
+            proxy_client_respond(c, c->server->conf->return_code,
+                c->server->conf->return_code / 100 == 3 ? c->server->conf->return_text : NULL,
+                c->server->conf->return_code / 100 == 3 ? NULL : c->server->conf->return_text);
+            return;
+        }
+        proxy_client_respond(c, 404, NULL, NULL);
+        return;
+    }
+    if (lc->return_code != PROXY_UNSET) {
+        int redirect = lc->return_code / 100 == 3 && lc->return_code != 304;
+
+        proxy_client_respond(c, lc->return_code, redirect ? lc->return_text : NULL,
+            redirect ? NULL : lc->return_text);
+        return;
+    }
+    if (lc->pass_url == NULL) {
+        proxy_client_respond(c, 404, NULL, NULL);
+        return;
+    }
+    /* proxy_pass with a URI part replaces the matched location prefix */
+    if (lc->pass_uri) {
+        plen = strlen(lc->prefix);
+        c->up_uri = proxy_xasprintf("%s%s", lc->pass_uri, c->uri + plen);
+    } else {
+        c->up_uri = proxy_xstrdup(c->uri);
+    }
+    c->fail_status = 502;
+    proxy_upstream_next(c);
+}
+
+/* The request head is complete. */
+static int
+proxy_request_header_done(struct proxy_client *c)
+{
+    const char *host, *conn, *te, *cl, *expect;
+    char *end;
+    size_t i;
+
+    host = proxy_header_get(&c->hdrs, "Host");
+    if (host) {
+        char *h = proxy_xstrdup(host), *colon;
+
+        if (h[0] != '[' && (colon = strchr(h, ':')) != NULL) {
+            *colon = '\0';
+        }
+        for (i = 0; h[i]; i++) {
+            h[i] = (char) tolower((unsigned char) h[i]);
+        }
+        c->host = h;
+    }
+    c->server = proxy_route_server(c->w, c->listen, c->host);
+    conn = proxy_header_get(&c->hdrs, "Connection");
+    c->keepalive = c->http_minor >= 1 ? !(conn && proxy_header_has_token(conn, "close"))
+        : (conn && proxy_header_has_token(conn, "keep-alive"));
+    if (c->w->quitting) {
+        c->keepalive = 0;
+    }
+    c->head = strcmp(c->method, "HEAD") == 0;
+    if (c->http_minor >= 1 && host == NULL) {
+        proxy_client_log(c, PROXY_LOG_INFO, "client sent HTTP/1.1 request without "
+            "\"Host\" header while reading client request headers");
+        return 400;
+    }
+    c->loc = proxy_route_location(c->server, c->uri);
+
+    te = proxy_header_get(&c->hdrs, "Transfer-Encoding");
+    cl = proxy_header_get(&c->hdrs, "Content-Length");
+    if (te) {
+        if (cl || strcasecmp(te, "chunked") != 0) {
+            return strcasecmp(te, "chunked") != 0 ? 501 : 400;
+        }
+        c->body_chunked = 1;
+        c->body = evbuffer_new();
+    } else if (cl) {
+        errno = 0;
+        c->body_left = strtoll(cl, &end, 10);
+        if (errno || end == cl || *end || c->body_left < 0) {
+            return 400;
+        }
+        if (c->body_left > PROXY_MAX_BODY) {
+            return 413;
+        }
+        c->body = evbuffer_new();
+    }
+    expect = proxy_header_get(&c->hdrs, "Expect");
+    if (c->body && expect && strcasecmp(expect, "100-continue") == 0 && c->http_minor >= 1) {
+        evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    return 0;
+}
+
+/* Reads as much of the request as is buffered. */
+static void
+proxy_client_process(struct proxy_client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    char *line, *colon, *v, *sp1, *sp2;
+    size_t n;
+    int status, rc;
+
+    while (c->state == PROXY_C_HEADERS) {
+        line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+        if (line == NULL) {
+            if (evbuffer_get_length(in) + c->header_bytes > PROXY_MAX_HEADER) {
+                proxy_client_respond(c, c->got_request_line ? 400 : 414, NULL, NULL);
+            }
+            return;
+        }
+        c->header_bytes += n + 2;
+        if (c->header_bytes > PROXY_MAX_HEADER) {
+            free(line);
+            proxy_client_respond(c, 400, NULL, NULL);
+            return;
+        }
+        if (!c->got_request_line) {
+            if (n == 0) {
+                free(line);       /* empty lines before a request are ignored */
+                continue;
+            }
+            c->request_line = proxy_xstrdup(line);
+            sp1 = strchr(line, ' ');
+            sp2 = sp1 ? strrchr(line, ' ') : NULL;
+            if (sp1 == NULL || sp2 == sp1 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0
+                || (sp2[8] != '0' && sp2[8] != '1') || sp2[9] != '\0' || sp1[1] != '/') {
+                free(line);
+                c->state = PROXY_C_UPSTREAM;
+                proxy_client_log(c, PROXY_LOG_INFO, "client sent invalid request while "
+                    "reading client request line");
+                proxy_client_respond(c, 400, NULL, NULL);
+                return;
+            }
+            c->method = proxy_xstrndup(line, (size_t) (sp1 - line));
+            c->uri = proxy_xstrndup(sp1 + 1, (size_t) (sp2 - sp1 - 1));
+            c->http_minor = sp2[8] - '0';
+            c->got_request_line = 1;
+            free(line);
+            /* a request in progress: the header timeout applies */
+            {
+                struct timeval tv = { PROXY_CLIENT_HEADER_TIMEOUT / 1000, 0 };
+
+                bufferevent_set_timeouts(c->bev, &tv, NULL);
+            }
+            continue;
+        }
+        if (n == 0) {
+            free(line);
+            status = proxy_request_header_done(c);
+            if (status) {
+                c->state = PROXY_C_UPSTREAM;
+                proxy_client_respond(c, status, NULL, NULL);
+                return;
+            }
+            c->state = c->body ? PROXY_C_BODY : PROXY_C_UPSTREAM;
+            break;
+        }
+        colon = strchr(line, ':');
+        if (colon == NULL || colon == line || line[0] == ' ' || line[0] == '\t'
+            || strpbrk(line, " \t") < colon) {
+            free(line);
+            c->state = PROXY_C_UPSTREAM;
+            proxy_client_log(c, PROXY_LOG_INFO, "client sent invalid header line while "
+                "reading client request headers");
+            proxy_client_respond(c, 400, NULL, NULL);
+            return;
+        }
+        *colon = '\0';
+        v = colon + 1;
+        while (*v == ' ' || *v == '\t') {
+            v++;
+        }
+        n = strlen(v);
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) {
+            v[--n] = '\0';
+        }
+        proxy_keyval_list_add(&c->hdrs, line, v);
+        free(line);
+    }
+
+    if (c->state == PROXY_C_BODY) {
+        if (c->body_chunked) {
+            rc = proxy_chunked_parse(&c->req_chunk, in, c->body);
+            if (rc < 0) {
+                c->state = PROXY_C_UPSTREAM;
+                proxy_client_respond(c, 400, NULL, NULL);
+                return;
+            }
+            if (evbuffer_get_length(c->body) > PROXY_MAX_BODY) {
+                c->state = PROXY_C_UPSTREAM;
+                proxy_client_log(c, PROXY_LOG_ERR, "client intended to send too large "
+                    "chunked body");
+                proxy_client_respond(c, 413, NULL, NULL);
+                return;
+            }
+            if (rc == 0) {
+                return;
+            }
+        } else {
+            n = evbuffer_get_length(in);
+            if ((long long) n > c->body_left) {
+                n = (size_t) c->body_left;
+            }
+            evbuffer_remove_buffer(in, c->body, n);
+            c->body_left -= (long long) n;
+            if (c->body_left > 0) {
+                return;
+            }
+        }
+        c->state = PROXY_C_UPSTREAM;
+    }
+    if (c->state == PROXY_C_UPSTREAM && c->up == NULL && c->resp_state == PROXY_R_HEADERS
+        && !c->resp_started && c->method) {
+        proxy_request_dispatch(c);
+    }
+}
+
+static void
+proxy_client_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct proxy_client *c = arg;
+
+    if (c->state == PROXY_C_HEADERS || c->state == PROXY_C_BODY) {
+        proxy_client_process(c);
+    }
+}
+
+static void
+proxy_client_next_cb(evutil_socket_t fd, short what, void *arg)
+{
+    proxy_client_read_cb(NULL, arg);
+}
+
+static void
+proxy_client_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct proxy_client *c = arg;
+    size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+
+    if (c->state == PROXY_C_CLOSING && left == 0) {
+        proxy_client_free(c);
+        return;
+    }
+    if (c->paused && left <= PROXY_HIGH_WATER / 2) {
+        c->paused = 0;
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        if (c->up) {
+            bufferevent_enable(c->up->bev, EV_READ);
+            /* data already decrypted and buffered is not signalled again */
+            if (evbuffer_get_length(bufferevent_get_input(c->up->bev)) > 0) {
+                proxy_up_read_cb(c->up->bev, c);
+            }
+        }
+    }
+}
+
+static void
+proxy_client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct proxy_client *c = arg;
+
+    if ((what & BEV_EVENT_TIMEOUT) && c->got_request_line && c->state == PROXY_C_HEADERS) {
+        proxy_client_log(c, PROXY_LOG_INFO, "client timed out (110: Connection timed out) "
+            "while reading client request headers");
+    }
+    if ((what & BEV_EVENT_EOF) && c->state == PROXY_C_UPSTREAM && c->up) {
+        proxy_client_log(c, PROXY_LOG_INFO, "client prematurely closed connection");
+    }
+    proxy_client_free(c);
+}
+
+struct proxy_listener_ctx {
+    struct proxy_worker *w;
+    struct proxy_listen *listen;
+};
+
+static void
+proxy_worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int socklen, void *arg)
+{
+    struct proxy_listener_ctx *lctx = arg;
+    struct proxy_worker *w = lctx->w;
+    struct proxy_client *c;
+    struct timeval tv = { PROXY_CLIENT_HEADER_TIMEOUT / 1000, 0 };
+    char text[80], *colon;
+
+    if (w->num_clients >= w->conf->worker_connections || w->quitting) {
+        proxy_log_error(PROXY_LOG_ALERT, 0, "%d worker_connections are not enough",
+            w->conf->worker_connections);
+        evutil_closesocket(fd);
+        return;
+    }
+    c = proxy_xcalloc(1, sizeof(*c));
+    c->w = w;
+    c->id = ++w->next_id;
+    c->listen = lctx->listen;
+    proxy_sockaddr_text(sa, text, sizeof(text), 1);
+    colon = strrchr(text, ':');
+    snprintf(c->port, sizeof(c->port), "%s", colon ? colon + 1 : "");
+    proxy_sockaddr_text(sa, c->addr, sizeof(c->addr), 0);
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
+    c->next_ev = evtimer_new(w->base, proxy_client_next_cb, c);
+    c->fail_status = 502;
+    c->next = w->clients;
+    if (w->clients) {
+        w->clients->prev = c;
+    }
+    w->clients = c;
+    w->num_clients++;
+    bufferevent_setcb(c->bev, proxy_client_read_cb, proxy_client_write_cb,
+        proxy_client_event_cb, c);
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    (void) l;
+    (void) socklen;
+}
+
+/* ---- the worker ------------------------------------------------------------------------------ */
+
+static void
+proxy_worker_stop_listening(struct proxy_worker *w)
+{
+    size_t i;
+
+    for (i = 0; i < w->num_listeners; i++) {
+        if (w->listeners[i]) {
+            evconnlistener_free(w->listeners[i]);
+            w->listeners[i] = NULL;
+        }
+    }
+}
+
+static void
+proxy_worker_drop_idle_upstreams(struct proxy_worker *w)
+{
+    struct proxy_upstream *u;
+    struct proxy_upconn *c, *n;
+
+    for (u = w->conf->upstreams; u; u = u->next) {
+        for (c = u->idle; c; c = n) {
+            n = c->next;
+            proxy_upconn_free(c);
+        }
+        u->idle = NULL;
+        u->num_idle = 0;
+    }
+}
+
+static void
+proxy_worker_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct proxy_worker *w = arg;
+    struct proxy_client *c, *n;
+
+    if (sig != SIGQUIT) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    /* graceful: stop accepting, finish requests in progress */
+    proxy_log_error(PROXY_LOG_NOTICE, 0, "gracefully shutting down");
+    w->quitting = 1;
+    proxy_worker_stop_listening(w);
+    proxy_worker_drop_idle_upstreams(w);
+    for (c = w->clients; c; c = n) {
+        n = c->next;
+        if (c->state == PROXY_C_HEADERS && !c->got_request_line
+            && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+            proxy_client_free(c);
+        }
+    }
+    if (w->clients == NULL) {
+        event_base_loopexit(w->base, NULL);
+    }
+}
+
+int
+proxy_worker_run(struct proxy_conf *conf, int worker_id, char *err, size_t err_len)
+{
+    struct proxy_worker w;
+    struct proxy_listener_ctx *lctx;
+    struct proxy_listen *l;
+    size_t i, n = 0;
+    int rc = -1;
+
+    memset(&w, 0, sizeof(w));
+    w.conf = conf;
+    w.next_id = (unsigned long) worker_id * 1000000UL;
+    w.base = event_base_new();
+    if (w.base == NULL) {
+        snprintf(err, err_len, "event_base_new() failed");
+        return -1;
+    }
+    for (l = conf->listens; l; l = l->next) {
+        n++;
+    }
+    w.listeners = proxy_xcalloc(n, sizeof(*w.listeners));
+    lctx = proxy_xcalloc(n, sizeof(*lctx));
+    for (l = conf->listens, i = 0; l; l = l->next, i++) {
+        lctx[i].w = &w;
+        lctx[i].listen = l;
+        w.listeners[i] = evconnlistener_new(w.base, proxy_worker_accept_cb, &lctx[i],
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, l->fd);
+        if (w.listeners[i] == NULL) {
+            snprintf(err, err_len, "evconnlistener_new(%s) failed", l->text);
+            goto end;
+        }
+        l->fd = -1;     /* the listener owns it now */
+        w.num_listeners++;
+    }
+    w.sig_term = evsignal_new(w.base, SIGTERM, proxy_worker_signal_cb, &w);
+    w.sig_int = evsignal_new(w.base, SIGINT, proxy_worker_signal_cb, &w);
+    w.sig_quit = evsignal_new(w.base, SIGQUIT, proxy_worker_signal_cb, &w);
+    evsignal_add(w.sig_term, NULL);
+    evsignal_add(w.sig_int, NULL);
+    evsignal_add(w.sig_quit, NULL);
+
+    event_base_dispatch(w.base);
+    rc = 0;
+
+end:
+    while (w.clients) {
+        proxy_client_free(w.clients);
+    }
+    proxy_worker_drop_idle_upstreams(&w);
+    proxy_worker_stop_listening(&w);
+    if (w.sig_term) {
+        event_free(w.sig_term);
+        event_free(w.sig_int);
+        event_free(w.sig_quit);
+    }
+    free(w.listeners);
+    free(lctx);
+    event_base_free(w.base);
+    proxy_ssl_sessions_free();
+    return rc;
+}
