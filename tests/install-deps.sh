@@ -5,7 +5,7 @@
 # service starts is in place only while apt-get runs.
 set -eu
 PKGS="build-essential pkg-config libssl-dev libevent-dev openssl python3 python3-pytest
-      nginx-light libnginx-mod-stream haproxy apache2 wrk valgrind clang"
+      nginx-light libnginx-mod-stream haproxy apache2 wrk valgrind clang chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -365,33 +365,33 @@ JS = r"""
   var sort = document.getElementById('sort');
   var text = document.getElementById('text');
   var matrix = document.getElementById('matrix');
-  var bodies = Array.prototype.slice.call(matrix.tBodies);
+  var top = document.getElementById('top');
+  var bodies = Array.prototype.slice.call(matrix.tBodies).filter(function(tb){ return tb !== top; });
+  var allRows = Array.prototype.slice.call(matrix.querySelectorAll('tr.row'));
+  var home = {};
+  bodies.forEach(function(tb){ home[tb.dataset.family] = tb; });
   function apply(){
     var od = only.checked, t = text.value.toLowerCase(), mode = sort.value;
     document.body.setAttribute('data-only', od ? 'disagree' : 'all');
     document.body.setAttribute('data-sort', mode);
-    var shown = 0;
-    bodies.forEach(function(tb){
-      var rows = Array.prototype.slice.call(tb.querySelectorAll('tr.row'));
-      rows.sort(function(a, b){
-        var ka = +a.dataset.order, kb = +b.dataset.order;
-        if (mode === 'disagree') { ka += (a.dataset.disagree === '1' ? 0 : 1e6); kb += (b.dataset.disagree === '1' ? 0 : 1e6); }
-        if (mode === 'importance') { ka += 1e5 * +a.dataset.rank; kb += 1e5 * +b.dataset.rank; }
-        if (mode === 'worst') { ka += 1e5 * +a.dataset.worst; kb += 1e5 * +b.dataset.worst; }
-        return ka - kb;
-      });
-      var n = 0;
-      rows.forEach(function(r){
-        tb.appendChild(r);
-        var hide = (od && r.dataset.disagree !== '1') || (t && r.dataset.id.toLowerCase().indexOf(t) < 0);
-        r.hidden = hide; if (!hide) n++;
-      });
-      tb.hidden = n === 0; tb.dataset.visible = n; shown += n;
+    var rows = allRows.slice();
+    rows.sort(function(a, b){
+      var ka = +a.dataset.order, kb = +b.dataset.order;
+      if (mode === 'importance') { ka += 1e5 * +a.dataset.rank; kb += 1e5 * +b.dataset.rank; }
+      if (mode === 'worst') { ka += 1e5 * +a.dataset.worst; kb += 1e5 * +b.dataset.worst; }
+      return ka - kb;
     });
-    var ord = bodies.slice();
-    if (mode === 'disagree') ord.sort(function(a, b){ return (b.dataset.disagree - a.dataset.disagree) || (a.dataset.order - b.dataset.order); });
-    else ord.sort(function(a, b){ return a.dataset.order - b.dataset.order; });
-    ord.forEach(function(tb){ matrix.appendChild(tb); });
+    var count = {}, shown = 0;
+    rows.forEach(function(r){
+      // "disagreements first": those rows leave their family for the top group.
+      var tb = (mode === 'disagree' && r.dataset.disagree === '1') ? top : home[r.dataset.family];
+      tb.appendChild(r);
+      var hide = (od && r.dataset.disagree !== '1') || (t && r.dataset.id.toLowerCase().indexOf(t) < 0);
+      r.hidden = hide;
+      if (!hide) { shown++; count[tb.id || tb.dataset.family] = (count[tb.id || tb.dataset.family] || 0) + 1; }
+    });
+    top.hidden = !count.top;
+    bodies.forEach(function(tb){ tb.hidden = !count[tb.dataset.family]; });
     document.getElementById('shown').textContent = shown;
   }
   if (param('only') === 'disagree') only.checked = true;
@@ -446,6 +446,8 @@ def _step_html(st):
     resp = obs.get("responses") or []
     out.append("<tr><th>responses</th><td>" + "<br>".join(
         f"status <code>{_e(r.get('status'))}</code> from backend {_e(r.get('backend'))}"
+        + "".join(f"<br><span class=small>{_e(k)}: {_e(v)}</span>"
+                  for k, v in (r.get("headers") or {}).items())
         for r in resp) + "</td></tr>")
     for f in st.get("failures") or []:
         out.append(f"<tr><th>✗ {_e(f.get('kind'))}</th><td>{_e(f.get('message'))}</td></tr>")
@@ -583,6 +585,8 @@ def compare_html(m, title="uptls: side-by-side comparison"):
            '<table id="matrix"><thead><tr><th>scenario</th><th>importance</th>'
            + "".join(f'<th class="target" data-target="{_e(x)}">{_e(x)}</th>' for x in labels)
            + "</tr></thead>"]
+    out.append(f'<tbody id="top" hidden><tr class="family"><th colspan="{2 + len(labels)}">'
+               f'<span class="dmark">◆</span> where the targets disagree</th></tr></tbody>')
     families = {}
     for r in m["rows"]:
         families.setdefault(r["family"], []).append(r)
@@ -597,6 +601,7 @@ def compare_html(m, title="uptls: side-by-side comparison"):
             worst = _worst([v for v in r["verdicts"].values()])
             out.append(
                 f'<tr class="row{" disagree" if r["disagree"] else ""}" data-id="{_e(r["id"])}" '
+                f'data-family="{_e(fam)}" '
                 f'data-disagree="{1 if r["disagree"] else 0}" data-order="{order}" '
                 f'data-rank="{IMPORTANCE_RANK.get(r.get("importance"), 9)}" data-worst="{worst}">'
                 f'<td class="sid"><details><summary>'

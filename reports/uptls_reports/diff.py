@@ -8,23 +8,36 @@ for <target>.baseline.md and the terminal summary.
 from . import MARK, md_escape
 
 BAD = ("fail", "error")
-# Observations compared per step: (label, how to read it from one connection).
+# Observations compared per step: (label, connections it is read from, how).
+# Each is compared as the set of distinct values over the step's
+# connections, so a connection that opened and closed without a handshake,
+# or one more connection with the same outcome, is not a change.
 OBSERVATIONS = (
-    ("negotiated version", lambda c: c.get("version")),
-    ("negotiated cipher", lambda c: c.get("cipher")),
-    ("offered versions", lambda c: (c.get("hello") or {}).get("versions")),
-    ("SNI", lambda c: c.get("sni") if "sni" in c else (c.get("hello") or {}).get("sni")),
-    ("resumed", lambda c: c.get("resumed")),
+    ("negotiated version", "ok", lambda c: c.get("version")),
+    ("negotiated cipher", "ok", lambda c: c.get("cipher")),
+    ("offered versions", "all", lambda c: (c.get("hello") or {}).get("versions")),
+    ("SNI", "all", lambda c: (c.get("hello") or {}).get("sni") if c.get("hello") else c.get("sni")),
+    ("resumed", "ok", lambda c: c.get("resumed")),
 )
 
 
+def _norm(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
 def _observations(res):
-    """{(step, label): [value per connection]} for one scenario result."""
+    """{(step, label): sorted distinct values} for one scenario result."""
     out = {}
     for st in res.get("steps") or []:
         conns = (st.get("observed") or {}).get("connections") or []
-        for label, get in OBSERVATIONS:
-            out[(st.get("step"), label)] = [get(c) for c in conns]
+        for label, which, get in OBSERVATIONS:
+            pool = [c for c in conns if which == "all" or c.get("ok")]
+            if label == "SNI":
+                pool = [c for c in pool if c.get("hello") or c.get("ok")]
+            vals = {_norm(get(c)) for c in pool}
+            if label != "SNI":
+                vals.discard(None)
+            out[(st.get("step"), label)] = sorted(vals, key=repr)
     return out
 
 
@@ -81,9 +94,10 @@ def _v(v):
 
 
 def _val(x):
-    if isinstance(x, list):
-        return "[" + ", ".join("—" if v is None else str(v) for v in x) + "]"
-    return "—" if x is None else str(x)
+    if isinstance(x, (list, tuple)):
+        return "{" + ", ".join(_val(v) if isinstance(v, (list, tuple)) else
+                               ("none" if v is None else str(v)) for v in x) + "}"
+    return "none" if x is None else str(x)
 
 
 def baseline_markdown(d, baseline_path=""):
@@ -105,8 +119,10 @@ def baseline_markdown(d, baseline_path=""):
           f"| {len(d['new_bad'])} | {len(d['new_pass'])} | {len(d['verdict_changes'])} | "
           f"{len({o['id'] for o in d['observations']})} | {len(d['added'])} | {len(d['removed'])} | "
           f"{d['unchanged']} |"]
+    listed = {c["id"] for c in d["new_bad"] + d["new_pass"]}
     sections = (("New fails and errors", d["new_bad"]), ("New passes", d["new_pass"]),
-                ("Verdict changes", d["verdict_changes"]))
+                ("Other verdict changes", [c for c in d["verdict_changes"]
+                                           if c["id"] not in listed]))
     for title, items in sections:
         if items:
             L += ["", f"## {title}", "", "| scenario | before | now | reason |", "|---|---|---|---|"]
