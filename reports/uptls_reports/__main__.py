@@ -44,9 +44,9 @@ def _reason(proc):
     return f"make conformance exited {proc.returncode}" + (f": {tail}" if tail else "")
 
 
-def run_target(name, binary, report_dir, make_args, timeout):
-    """Run one target into report_dir/<name>/; return (result path or None, error reason)."""
-    out = os.path.join(report_dir, name)
+def run_target(name, binary, report_dir, make_args, timeout, subdir=None):
+    """Run one target into report_dir/<subdir or name>/; return (result path or None, reason)."""
+    out = os.path.join(report_dir, subdir or name)
     shutil.rmtree(out, ignore_errors=True)  # no stale result may stand in for this run
     cmd = ["make", "-s", "--no-print-directory", "-C", ROOT, "conformance", f"TARGET={name}",
            f"REPORT_DIR={os.path.abspath(out)}", f"TARGET_BIN={binary or ''}", *make_args]
@@ -84,10 +84,14 @@ def cmd_compare(a):
         got, skipped = compare.load_results(paths)
         loaded += got
         notes += skipped
+    tags, seen = {}, {}
     for spec in (a.targets or "").split():
         name, _, binary = spec.partition("=")
-        path, why = run_target(name, binary, a.report_dir, a.make_arg, a.timeout)
+        seen[name] = seen.get(name, 0) + 1
+        subdir = name if seen[name] == 1 else f"{name}-{seen[name]}"
+        path, why = run_target(name, binary, a.report_dir, a.make_arg, a.timeout, subdir)
         if path:
+            tags[path] = subdir
             got, skipped = compare.load_results([path])
             loaded += got
             notes += skipped
@@ -98,7 +102,7 @@ def cmd_compare(a):
     if not loaded and not errors:
         print("uptls compare: nothing to compare (give TARGETS=... or RESULTS=dir/)", file=sys.stderr)
         return 2
-    cols = compare.merge(loaded) + [compare.error_column(n, r) for n, r in errors]
+    cols = compare.merge(loaded, tags) + [compare.error_column(n, r) for n, r in errors]
     # Keep the order the user gave for targets they named.
     order = [s.partition("=")[0] for s in (a.targets or "").split()]
     cols.sort(key=lambda c: (order.index(c["target"].get("name")) if c["target"].get("name") in order

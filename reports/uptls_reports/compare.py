@@ -71,7 +71,7 @@ def _column_key(doc):
     return (target_label(t), str(t.get("version")), str(t.get("openssl")))
 
 
-def merge(loaded):
+def merge(loaded, tags=None):
     """Group result docs by target; shards of one target become one column.
 
     A scenario id present in two files of the same target is an overlap: the
@@ -79,11 +79,15 @@ def merge(loaded):
     verdicts when they differ."""
     groups = {}
     for path, doc in loaded:
-        groups.setdefault(_column_key(doc), []).append((path, doc))
+        # tags: {path: run label} keeps runs of one target that the user asked
+        # for separately (TARGETS="nginx=objs/nginx nginx") in separate columns.
+        key = _column_key(doc) + ((tags or {}).get(path),)
+        groups.setdefault(key, []).append((path, doc))
     columns = []
     for key, members in groups.items():
         first = members[0][1]
-        col = {"label": key[0], "status": "ok", "target": dict(first.get("target") or {}),
+        col = {"label": key[0], "tag": key[3], "status": "ok",
+               "target": dict(first.get("target") or {}),
                "target_detail": first.get("target_detail"), "files": [],
                "started": min(str(d.get("started", "")) for _, d in members),
                "duration_s": round(sum(float(d.get("duration_s") or 0) for _, d in members), 2),
@@ -145,6 +149,12 @@ def _unique_labels(columns):
         if len({c["label"] for c in cols}) < len(cols):
             for c in cols:
                 c["label"] += f" ({c['target'].get('openssl')})"
+        if len({c["label"] for c in cols}) < len(cols):
+            for c in cols:
+                c["label"] += f" {c['target'].get('binary')}"
+        if len({c["label"] for c in cols}) < len(cols):
+            for i, c in enumerate(cols, 1):
+                c["label"] = f"{c.get('tag') or label + ' #' + str(i)}"
 
 
 # -- the comparison model ----------------------------------------------------------
