@@ -1,0 +1,833 @@
+"""Tests of uptls-proxy (reference-proxy/), stdlib + pytest only.
+
+Run: /usr/bin/python3 -m pytest reference-proxy/test_proxy.py
+(builds bin/uptls-proxy first if it is missing; UPTLS_PROXY_BIN overrides).
+
+A throwaway PKI is made with the openssl CLI; upstreams are small Python
+`ssl` servers that record each handshake (SNI, client certificate, version,
+cipher, resumed) and each request, so the tests judge the proxy by what the
+upstream saw on the wire and what the client got back.
+Slow checks (valgrind, ASan/UBSan build) run unless UPTLS_PROXY_FAST=1.
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(os.environ.get("UPTLS_PROXY_BIN", ROOT / "bin" / "uptls-proxy"))
+FAST = os.environ.get("UPTLS_PROXY_FAST") == "1"
+SAN = "DNS:localhost,DNS:backend.test,DNS:backend.example.com"
+
+
+# ---- PKI -------------------------------------------------------------------------------
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _ext(d, name, text):
+    p = d / name
+    p.write_text(text)
+    return p.name
+
+
+def _ca(d, name, issuer=None):
+    ext = _ext(d, f"{name}.ext", "basicConstraints=critical,CA:TRUE\n"
+               "keyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n"
+               "authorityKeyIdentifier=keyid\n")
+    if issuer is None:
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "3",
+                 "-subj", f"/CN={name}", "-extensions", "v3_ca",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+        return
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{issuer}.pem", "-CAkey",
+             f"{issuer}.key", "-set_serial", str(abs(hash(name)) % 10**9), "-days", "3",
+             "-extfile", ext, "-out", f"{name}.pem", cwd=d)
+
+
+def _leaf(d, name, issuer, san=SAN, client=False, chain=()):
+    eku = "clientAuth" if client else "serverAuth"
+    ext = _ext(d, f"{name}.ext", f"basicConstraints=CA:FALSE\nextendedKeyUsage={eku}\n"
+               + (f"subjectAltName={san}\n" if san else ""))
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{issuer}.pem", "-CAkey",
+             f"{issuer}.key", "-set_serial", str(abs(hash(name)) % 10**9), "-days", "3",
+             "-extfile", ext, "-out", f"{name}.pem", cwd=d)
+    text = (d / f"{name}.pem").read_text()
+    for c in chain:
+        text += (d / f"{c}.pem").read_text()
+    (d / f"{name}.chain.pem").write_text(text)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    _ca(d, "root")
+    _ca(d, "int", issuer="root")
+    _ca(d, "other-root")
+    _ca(d, "client-root")
+    _leaf(d, "server", "root")
+    _leaf(d, "server-int", "int", chain=("int",))
+    _leaf(d, "server-wrong", "root", san="DNS:other.test")
+    _leaf(d, "server-untrusted", "other-root")
+    _leaf(d, "client", "client-root", san=None, client=True)
+    _openssl("pkey", "-in", "client.key", "-aes256", "-passout", "pass:s3cret",
+             "-out", "client-enc.key", cwd=d)
+    (d / "passwords").write_text("wrong-one\ns3cret\n")
+    return d
+
+
+# ---- upstreams -----------------------------------------------------------------------------
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Backend:
+    """A one-file HTTP/1.1 upstream, TLS or plain, that records what it saw."""
+
+    def __init__(self, pki=None, cert="server", client_ca=None, ctx=None, tls=True,
+                 max_version=None, close_after=False):
+        self.handshakes = []
+        self.requests = []
+        self.close_after = close_after
+        self.ctx = None
+        if tls:
+            self.ctx = ctx or ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            if ctx is None:
+                self.ctx.load_cert_chain(pki / f"{cert}.chain.pem", pki / f"{cert}.key")
+                if client_ca:
+                    self.ctx.verify_mode = ssl.CERT_REQUIRED
+                    self.ctx.load_verify_locations(pki / f"{client_ca}.pem")
+                if max_version:
+                    self.ctx.maximum_version = max_version
+            self.ctx.sni_callback = self._sni
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self._sni_seen = {}
+        self._lock = threading.Lock()
+        self._conns = 0
+        self._stop = False
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _sni(self, sslobj, name, ctx):
+        self._sni_seen[id(sslobj)] = name
+
+    def _loop(self):
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with self._lock:
+            self._conns += 1
+            cid = self._conns
+        conn.settimeout(10)
+        info = {"conn": cid}
+        if self.ctx:
+            try:
+                conn = self.ctx.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                self.handshakes.append({"ok": False, "error": str(e), "conn": cid})
+                conn.close()
+                return
+            peer = conn.getpeercert()
+            cn = None
+            for rdn in (peer or {}).get("subject", ()):
+                for k, v in rdn:
+                    if k == "commonName":
+                        cn = v
+            info.update(ok=True, sni=self._sni_seen.get(id(conn)), resumed=conn.session_reused,
+                        version=conn.version(), cipher=conn.cipher()[0], client_cert=cn)
+            self.handshakes.append(info)
+        f = conn.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    break
+                method, path, _ = line.decode().split(" ", 2)
+                headers = {}
+                while True:
+                    h = f.readline().decode()
+                    if h in ("\r\n", "\n", ""):
+                        break
+                    k, v = h.split(":", 1)
+                    headers[k.strip().lower()] = v.strip()
+                body = f.read(int(headers.get("content-length", "0")))
+                req = {"method": method, "path": path, "headers": headers,
+                       "body": body.decode(errors="replace"), "conn": cid,
+                       **{k: info.get(k) for k in ("sni", "resumed", "version", "cipher",
+                                                   "client_cert")}}
+                self.requests.append(req)
+                if path.startswith("/big"):
+                    out = b"x" * int(path.split("/")[2])
+                elif path.startswith("/chunked"):
+                    out = None
+                else:
+                    out = json.dumps(req).encode()
+                close = self.close_after or "close" in headers.get("connection", "").lower()
+                if path.startswith("/truncated"):
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+                    break
+                if out is None:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                                 + (b"Connection: close\r\n" if close else b"") + b"\r\n"
+                                 + b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 + f"Content-Length: {len(out)}\r\n".encode()
+                                 + (b"Connection: close\r\n" if close else b"") + b"\r\n"
+                                 + out)
+                if close:
+                    break
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                if isinstance(conn, ssl.SSLSocket):
+                    conn.unwrap()
+            except (OSError, ValueError):
+                pass
+            conn.close()
+
+    def close(self):
+        self._stop = True
+        self.sock.close()
+
+
+@pytest.fixture
+def backends():
+    made = []
+
+    def make(*args, **kw):
+        b = Backend(*args, **kw)
+        made.append(b)
+        return b
+    yield make
+    for b in made:
+        b.close()
+
+
+# ---- the proxy -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session", autouse=True)
+def built():
+    if "UPTLS_PROXY_BIN" not in os.environ:
+        subprocess.run(["make", "-s", "bin/uptls-proxy"], cwd=ROOT, check=True)
+    assert BIN.exists()
+
+
+def run_t(tmp, text, *extra):
+    conf = tmp / "nginx.conf"
+    conf.write_text(text)
+    return subprocess.run([str(BIN), "-t", "-p", str(tmp), "-c", str(conf), *extra],
+                          capture_output=True, text=True, timeout=20)
+
+
+class Proxy:
+    def __init__(self, tmp, http_body, faults=(), wrapper=(), env=None, workers=1):
+        self.tmp = tmp
+        self.port = free_port()
+        self.log = tmp / "error.log"
+        body = http_body.replace("LISTEN", f"listen 127.0.0.1:{self.port};")
+        self.conf = tmp / "nginx.conf"
+        self.conf.write_text(f"worker_processes {workers};\nerror_log {self.log} info;\n"
+                             f"pid {tmp}/proxy.pid;\nevents {{ worker_connections 128; }}\n"
+                             f"http {{\n{body}\n}}\n")
+        args = [*wrapper, str(BIN), "-p", str(tmp), "-c", str(self.conf), "-g", "daemon off;"]
+        for f in faults:
+            args += ["--fault", f]
+        self.out = open(tmp / "proxy.out", "w")
+        self.proc = subprocess.Popen(args, stdout=self.out, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
+        deadline = time.time() + (30 if wrapper else 5)
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("proxy exited: " + (tmp / "proxy.out").read_text()
+                                     + self.error_log())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("proxy did not start")
+
+    def error_log(self):
+        return self.log.read_text() if self.log.exists() else ""
+
+    def conn(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+
+    def get(self, path, method="GET", body=None, headers=None):
+        c = self.conn()
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, data
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+        log = self.error_log()
+        assert "[alert]" not in log and "[emerg]" not in log, log
+        return log
+
+
+@pytest.fixture
+def proxy(tmp_path):
+    made = []
+
+    def make(http_body, **kw):
+        p = Proxy(tmp_path, http_body, **kw)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.stop()
+
+
+def tls_loc(pki, backend, extra="", path="/", host="localhost"):
+    return (f"location {path} {{ proxy_pass https://{host}:{backend.port}; "
+            f"proxy_ssl_trusted_certificate {pki}/root.pem; {extra} }}")
+
+
+# ---- command line and configuration --------------------------------------------------------------
+
+def test_version():
+    r = subprocess.run([str(BIN), "-v"], capture_output=True, text=True)
+    assert r.returncode == 0
+    assert r.stdout.startswith("uptls-proxy version ")
+    assert "nginx proxy_ssl_* semantics" in r.stdout and "OpenSSL 3" in r.stdout
+
+
+def test_t_good_config(tmp_path):
+    r = run_t(tmp_path, "events {}\nhttp { server { listen 127.0.0.1:1; "
+                        "location / { return 200 ok; } } }\n")
+    assert r.returncode == 0, r.stderr
+    assert f"uptls-proxy: the configuration file {tmp_path}/nginx.conf syntax is ok" in r.stderr
+    assert "test is successful" in r.stderr
+
+
+SEED_EXAMPLE = """events {}
+http {
+    upstream backend.example.com {
+        server 127.0.0.1:B1;
+        server 127.0.0.1:B2;
+   }
+
+    server {
+        listen      127.0.0.1:LP;
+        server_name www.example.com;
+
+        location /upstream {
+            proxy_pass                    https://backend.example.com;
+            proxy_ssl_certificate         PKI/client.pem;
+            proxy_ssl_certificate_key     PKI/client.key
+            proxy_ssl_protocols           TLSv1 TLSv1.1 TLSv1.2;
+            proxy_ssl_ciphers             HIGH:!aNULL:!MD5;
+            proxy_ssl_trusted_certificate PKI/root.pem;
+
+            proxy_ssl_verify        on;
+            proxy_ssl_verify_depth  2;
+            proxy_ssl_session_reuse on;
+        }
+    }
+}
+"""
+
+
+def test_seed_article_example(tmp_path, pki, backends):
+    """The 'Complete Example' of NGINX's 'Securing HTTP Traffic to Upstream
+    Servers' article (proxy half; the backend half is nginx as the upstream):
+    its missing ';' is reported with the line; once fixed it runs."""
+    b1 = backends(pki, cert="server-int", client_ca="client-root")
+    b2 = backends(pki, cert="server", client_ca="client-root")
+    port = free_port()
+    text = (SEED_EXAMPLE.replace("PKI", str(pki)).replace("B1", str(b1.port))
+            .replace("B2", str(b2.port)).replace("LP", str(port)))
+    r = run_t(tmp_path, text)
+    assert r.returncode == 1
+    line = text.splitlines().index("            proxy_ssl_protocols           "
+                                   "TLSv1 TLSv1.1 TLSv1.2;") + 1
+    assert (f'uptls-proxy: [emerg] invalid number of arguments in "proxy_ssl_certificate_key" '
+            f'directive in {tmp_path}/nginx.conf:{line}') in r.stderr
+    fixed = text.replace("client.key\n", "client.key;\n")
+    assert run_t(tmp_path, fixed).returncode == 0
+    conf = tmp_path / "seed.conf"
+    conf.write_text(fixed.replace("events {}", f"error_log {tmp_path}/seed.log info;\nevents {{}}"))
+    proc = subprocess.Popen([str(BIN), "-p", str(tmp_path), "-c", str(conf)])
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        for i in range(4):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", f"/upstream/{i}")
+            r2 = c.getresponse()
+            assert r2.status == 200, r2.read()
+            r2.read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    seen = b1.handshakes + b2.handshakes
+    assert len(b1.requests) == 2 and len(b2.requests) == 2        # round robin
+    assert all(h["ok"] and h["client_cert"] == "client" for h in seen)
+    assert all(h["version"] == "TLSv1.2" for h in seen)            # the listed protocols
+    assert all(h["sni"] is None for h in seen)                     # SNI is off by default
+
+
+@pytest.mark.parametrize("text, message", [
+    ("events{}\nhttp { server { location / { proxy_ssl_verfiy_depth 2; } } }\n",
+     'unknown directive "proxy_ssl_verfiy_depth" in {conf}:2'),
+    ("events{}\nhttp { server { } } }\n", 'unexpected "}}" in {conf}:2'),
+    ("events{}\nhttp { server { location / { proxy_ssl_verify on",
+     'unexpected end of file, expecting ";" or "}}" in {conf}:2'),
+    ("events{}\nhttp { server { location / {\n} }\n",
+     'unexpected end of file, expecting "}}" in {conf}:4'),
+    ("events{}\nhttp { server { location / { proxy_ssl_verify on {} } } }\n",
+     'directive "proxy_ssl_verify" is not terminated by ";" in {conf}:2'),
+    ("events{}\nhttp { server { location / { proxy_ssl_verify maybe; } } }\n",
+     'invalid value "maybe" in "proxy_ssl_verify" directive, it must be "on" or "off" in {conf}:2'),
+    ("events{}\nhttp { server { location / { proxy_pass https://127.0.0.1:1;\n"
+     "proxy_ssl_verify on; } } }\n",
+     'no "proxy_ssl_trusted_certificate" for "proxy_ssl_verify"'),
+    ("events{}\nhttp { proxy_buffering off; }\n", 'unknown directive "proxy_buffering" in {conf}:2'),
+    ("events{}\nhttp { server { location / { proxy_pass https://no-such-host.invalid; } } }\n",
+     'host not found in upstream "no-such-host.invalid:443"'),
+    ("events{}\nhttp { proxy_ssl_protocols TLSv1.2 TLSv9; }\n",
+     'invalid value "TLSv9" in "proxy_ssl_protocols" directive'),
+    ("events{}\nhttp { server { location / { proxy_pass http://127.0.0.1:1; "
+     "proxy_pass http://127.0.0.1:2; } } }\n", '"proxy_pass" directive is duplicate'),
+    ("events{}\nhttp { server { listen 127.0.0.1:1; } }\nworker_connections 5;\n",
+     '"worker_connections" directive is not allowed here in {conf}:3'),
+])
+def test_t_errors(tmp_path, text, message):
+    r = run_t(tmp_path, text)
+    assert r.returncode == 1
+    assert "uptls-proxy: [emerg] " + message.format(conf=tmp_path / "nginx.conf") in r.stderr, r.stderr
+    assert "test failed" in r.stderr
+
+
+def test_t_collects_every_error(tmp_path):
+    r = run_t(tmp_path, "events{}\nhttp {\n foo 1;\n server { listen 127.0.0.1:1;\n"
+                        " location / { bar 2; proxy_ssl_verify_depth x; } } }\n")
+    assert r.returncode == 1
+    assert 'unknown directive "foo"' in r.stderr and 'unknown directive "bar"' in r.stderr
+    assert '"proxy_ssl_verify_depth" directive invalid number' in r.stderr
+
+
+def test_encrypted_key_needs_password_file(tmp_path, pki):
+    loc = (f"location / {{ proxy_pass https://127.0.0.1:1; proxy_ssl_certificate "
+           f"{pki}/client.pem; proxy_ssl_certificate_key {pki}/client-enc.key; ")
+    text = "events{}\nhttp { server { listen 127.0.0.1:1; %s } } }\n"
+    r = run_t(tmp_path, text % (loc,))
+    assert r.returncode == 1 and "cannot load certificate key" in r.stderr
+    assert "never prompts" in r.stderr
+    r = run_t(tmp_path, text % (loc + f"proxy_ssl_password_file {pki}/passwords;",))
+    assert r.returncode == 0, r.stderr
+    assert "s3cret" not in r.stderr
+
+
+def test_relative_paths_and_include(tmp_path, pki):
+    shutil.copy(pki / "root.pem", tmp_path / "ca.pem")
+    (tmp_path / "loc.conf").write_text("proxy_ssl_trusted_certificate ca.pem;\n"
+                                       "proxy_ssl_verify on;\n")
+    r = run_t(tmp_path, "events{}\nhttp { server { listen 127.0.0.1:1; location / {\n"
+                        "proxy_pass https://127.0.0.1:1; include loc.conf; } } }\n")
+    assert r.returncode == 0, r.stderr
+
+
+def test_unknown_fault_is_an_error(tmp_path):
+    r = run_t(tmp_path, "events{}\n", "--fault", "no-such-fault")
+    assert r.returncode == 1 and 'unknown fault "no-such-fault"' in r.stderr
+    env = {**os.environ, "UPTLS_PROXY_FAULTS": "skip-verify,bogus"}
+    r = subprocess.run([str(BIN), "-t", "-c", str(tmp_path / "nginx.conf")], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and 'unknown fault "bogus"' in r.stderr
+
+
+# ---- plain HTTP proxying --------------------------------------------------------------------------
+
+def test_plain_proxying(proxy, backends):
+    b = backends(tls=False)
+    p = proxy(f"server {{ LISTEN location / {{ proxy_pass http://127.0.0.1:{b.port}; }}\n"
+              f"location /api/ {{ proxy_pass http://127.0.0.1:{b.port}/v2/; "
+              f"proxy_set_header X-Real $remote_addr; proxy_set_header User-Agent \"\"; }}\n"
+              f"location = /ret {{ return 201 created; }} }}")
+    status, data = p.get("/hello?x=1", headers={"User-Agent": "t", "X-Forwarded-For": "1.2.3.4"})
+    assert status == 200
+    req = json.loads(data)
+    assert req["path"] == "/hello?x=1"
+    assert req["headers"]["host"] == f"127.0.0.1:{b.port}"        # $proxy_host
+    assert req["headers"]["connection"] == "close"                 # nginx's default
+    assert req["headers"]["user-agent"] == "t"
+    status, data = p.get("/api/x", headers={"User-Agent": "t"})
+    req = json.loads(data)
+    assert req["path"] == "/v2/x" and req["headers"]["x-real"] == "127.0.0.1"
+    assert "user-agent" not in req["headers"]                      # "" removes it
+    assert p.get("/ret") == (201, b"created")
+    status, data = p.get("/post", method="POST", body=b"a" * 5000)
+    assert json.loads(data)["body"] == "a" * 5000
+    # chunked request body, forwarded with a Content-Length
+    c = p.conn()
+    c.putrequest("POST", "/te-in")
+    c.putheader("Transfer-Encoding", "chunked")
+    c.endheaders()
+    c.send(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    r = c.getresponse()
+    req = json.loads(r.read())
+    assert req["body"] == "abcde" and req["headers"]["content-length"] == "5"
+    c.close()
+
+
+def test_keepalive_pipelining_and_framing(proxy, backends):
+    b = backends(tls=False)
+    p = proxy(f"server {{ LISTEN location / {{ proxy_pass http://127.0.0.1:{b.port}; }} }}")
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /chunked HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    assert data.count(b"HTTP/1.1 200 OK") == 3
+    assert b'"path": "/a"' in data and b'"path": "/b"' in data
+    assert b"Transfer-Encoding: chunked" in data and b"0\r\n\r\n" in data
+    assert b"hello" in data and b"world" in data
+    assert data.index(b'"/a"') < data.index(b"hello") < data.index(b'"/b"')
+    # a truncated upstream body is never passed on as complete
+    c = p.conn()
+    c.request("GET", "/truncated")
+    r = c.getresponse()
+    with pytest.raises(http.client.IncompleteRead):
+        r.read()
+    c.close()
+    # a large body with back-pressure arrives whole
+    status, data = p.get("/big/3000000")
+    assert status == 200 and len(data) == 3000000
+
+
+def test_plain_upstream_down_is_502(proxy):
+    p = proxy(f"server {{ LISTEN location / {{ proxy_pass http://127.0.0.1:{free_port()}; }} }}")
+    assert p.get("/")[0] == 502
+    assert "connect() failed (111: Connection refused) while connecting to upstream" in p.error_log()
+
+
+# ---- upstream TLS ---------------------------------------------------------------------------------
+
+def test_verify_off_accepts_untrusted_and_warns(proxy, backends, pki):
+    b = backends(pki, cert="server-untrusted")
+    p = proxy(f"server {{ LISTEN location / {{ proxy_pass https://127.0.0.1:{b.port}; }} }}")
+    assert p.get("/")[0] == 200
+    assert "[warn]" in p.error_log() and '"proxy_ssl_verify" is off' in p.error_log()
+
+
+def test_verify_on_refuses_untrusted(proxy, backends, pki):
+    b = backends(pki, cert="server-untrusted")
+    p = proxy(f"server {{ LISTEN {tls_loc(pki, b, 'proxy_ssl_verify on;')} }}")
+    status, _ = p.get("/")
+    assert status == 502 and b.requests == []
+    log = p.error_log()
+    assert "upstream SSL certificate verify error" in log
+    assert f'upstream: "https://127.0.0.1:{b.port}/"' in log and 'request: "GET / HTTP/1.1"' in log
+
+
+def test_verify_on_trusted_and_name(proxy, backends, pki):
+    good = backends(pki)
+    wrong = backends(pki, cert="server-wrong")
+    p = proxy("server { LISTEN "
+              + tls_loc(pki, good, "proxy_ssl_verify on;", "/good")
+              + tls_loc(pki, wrong, "proxy_ssl_verify on;", "/wrong")
+              + tls_loc(pki, wrong, "proxy_ssl_verify on; proxy_ssl_name other.test;", "/named")
+              + tls_loc(pki, good, "proxy_ssl_verify on;", "/ip", host="127.0.0.1") + " }")
+    assert p.get("/good")[0] == 200
+    assert p.get("/wrong")[0] == 502 and wrong.requests == []
+    assert p.get("/named")[0] == 200
+    # an IP literal is not matched against DNS names (and nginx has no IP SAN matching)
+    assert p.get("/ip")[0] == 502
+
+
+def test_verify_depth(proxy, backends, pki):
+    b = backends(pki, cert="server-int")
+    p = proxy("server { LISTEN "
+              + tls_loc(pki, b, "proxy_ssl_verify on; proxy_ssl_verify_depth 0;", "/d0")
+              + tls_loc(pki, b, "proxy_ssl_verify on;", "/d1") + " }")
+    assert p.get("/d0")[0] == 502         # one intermediate needs depth 1
+    assert p.get("/d1")[0] == 200         # nginx's default depth 1
+
+
+def test_sni(proxy, backends, pki):
+    b = backends(pki)
+    p = proxy("server { LISTEN "
+              + tls_loc(pki, b, "", "/off")
+              + tls_loc(pki, b, "proxy_ssl_server_name on;", "/on")
+              + tls_loc(pki, b, "proxy_ssl_server_name on; proxy_ssl_name backend.test;", "/name")
+              + tls_loc(pki, b, "proxy_ssl_server_name on;", "/ip", host="127.0.0.1") + " }")
+    assert json.loads(p.get("/off")[1])["sni"] is None
+    assert json.loads(p.get("/on")[1])["sni"] == "localhost"
+    assert json.loads(p.get("/name")[1])["sni"] == "backend.test"
+    assert json.loads(p.get("/ip")[1])["sni"] is None
+
+
+def test_client_certificate(proxy, backends, pki):
+    b = backends(pki, client_ca="client-root")
+    p = proxy("server { LISTEN "
+              + tls_loc(pki, b, f"proxy_ssl_certificate {pki}/client.pem; "
+                        f"proxy_ssl_certificate_key {pki}/client-enc.key; "
+                        f"proxy_ssl_password_file {pki}/passwords;", "/cert")
+              + tls_loc(pki, b, "", "/nocert") + " }")
+    status, data = p.get("/cert")
+    assert status == 200 and json.loads(data)["client_cert"] == "client"
+    assert p.get("/nocert")[0] == 502
+
+
+def test_protocols_ciphers_conf_command(proxy, backends, pki):
+    b = backends(pki)
+    p = proxy("server { LISTEN "
+              + tls_loc(pki, b, "proxy_ssl_protocols TLSv1.2; "
+                        "proxy_ssl_ciphers ECDHE-ECDSA-CHACHA20-POLY1305;", "/v12")
+              + tls_loc(pki, b, "proxy_ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;",
+                        "/v13") + " }")
+    req = json.loads(p.get("/v12")[1])
+    assert req["version"] == "TLSv1.2" and req["cipher"] == "ECDHE-ECDSA-CHACHA20-POLY1305"
+    req = json.loads(p.get("/v13")[1])
+    assert req["version"] == "TLSv1.3" and req["cipher"] == "TLS_AES_128_GCM_SHA256"
+
+
+def test_session_reuse(proxy, backends, pki):
+    b = backends(pki)
+    b12 = backends(pki, max_version=ssl.TLSVersion.TLSv1_2)
+    p = proxy("server { LISTEN "
+              + tls_loc(pki, b, "proxy_ssl_verify on;", "/on")
+              + tls_loc(pki, b12, "proxy_ssl_verify on;", "/on12")
+              + tls_loc(pki, b, "proxy_ssl_session_reuse off;", "/off") + " }")
+    for path, backend in (("/on", b), ("/on12", b12)):
+        first = json.loads(p.get(path)[1])
+        second = json.loads(p.get(path)[1])
+        assert first["resumed"] is False and second["resumed"] is True, path
+    # another location with different TLS settings never resumes /on's session
+    third = json.loads(p.get("/off")[1])
+    fourth = json.loads(p.get("/off")[1])
+    assert third["resumed"] is False and fourth["resumed"] is False
+
+
+def test_upstream_keepalive(proxy, backends, pki):
+    b = backends(pki)
+    p = proxy(f"upstream ka {{ server 127.0.0.1:{b.port}; keepalive 4; }}\n"
+              f"server {{ LISTEN location / {{ proxy_pass https://ka; proxy_http_version 1.1; "
+              f"proxy_set_header Connection \"\"; proxy_ssl_verify on; proxy_ssl_name localhost; "
+              f"proxy_ssl_trusted_certificate {pki}/root.pem; }}\n"
+              f"location /nk/ {{ proxy_pass https://ka; }} }}")
+    conns = {json.loads(p.get(f"/{i}")[1])["conn"] for i in range(5)}
+    assert len(conns) == 1 and len(b.handshakes) == 1
+    conns = {json.loads(p.get(f"/nk/{i}")[1])["conn"] for i in range(3)}
+    assert len(conns) == 3                       # Connection: close by default
+
+
+def test_round_robin_weights_and_failover(proxy, backends, pki):
+    b1, b2 = backends(pki), backends(pki)
+    dead = free_port()
+    p = proxy(f"upstream rr {{ server 127.0.0.1:{b1.port} weight=2; server 127.0.0.1:{b2.port}; }}\n"
+              f"upstream fo {{ server 127.0.0.1:{dead}; server 127.0.0.1:{b1.port}; }}\n"
+              f"upstream none {{ server 127.0.0.1:{dead}; server 127.0.0.1:{free_port()}; }}\n"
+              f"upstream bad {{ server 127.0.0.1:{backends(pki, cert='server-untrusted').port}; "
+              f"server 127.0.0.1:{b2.port}; }}\n"
+              f"server {{ LISTEN location /rr {{ proxy_pass https://rr; }}\n"
+              f"location /fo {{ proxy_pass https://fo; }}\n"
+              f"location /none {{ proxy_pass https://none; }}\n"
+              f"location /bad {{ proxy_pass https://bad; proxy_ssl_verify on; proxy_ssl_name localhost; "
+              f"proxy_ssl_trusted_certificate {pki}/root.pem; }} }}")
+    for _ in range(6):
+        assert p.get("/rr")[0] == 200
+    assert (len(b1.requests), len(b2.requests)) == (4, 2)
+    for _ in range(3):
+        assert p.get("/fo")[0] == 200
+    assert p.get("/none")[0] == 502
+    before = len(b2.requests)
+    for _ in range(2):
+        assert p.get("/bad")[0] == 200          # verification failure: next server
+    assert len(b2.requests) == before + 2
+
+
+def test_timeouts_are_504(proxy):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)                                   # accepts, never answers
+    try:
+        p = proxy(f"server {{ LISTEN location / {{ proxy_pass https://127.0.0.1:{s.getsockname()[1]}; "
+                  f"proxy_connect_timeout 300ms; }} }}")
+        assert p.get("/")[0] == 504
+        assert "upstream timed out" in p.error_log()
+    finally:
+        s.close()
+
+
+def test_workers_and_graceful_quit(proxy, backends, pki):
+    b = backends(pki)
+    p = proxy(f"server {{ LISTEN {tls_loc(pki, b)} }}", workers=3)
+    for _ in range(10):
+        assert p.get("/")[0] == 200
+    pid_file = p.tmp / "proxy.pid"
+    assert pid_file.read_text().strip() == str(p.proc.pid)
+    p.stop(signal.SIGQUIT)
+    assert p.proc.returncode == 0 and not pid_file.exists()
+
+
+# ---- fault switches: each changes exactly the behaviour it names ---------------------------------
+
+def test_fault_ignore_client_cert(proxy, backends, pki):
+    b = backends(pki, client_ca="client-root")
+    loc = tls_loc(pki, b, f"proxy_ssl_certificate {pki}/client.pem; "
+                          f"proxy_ssl_certificate_key {pki}/client.key;")
+    assert proxy(f"server {{ LISTEN {loc} }}", faults=["ignore-client-cert"]).get("/")[0] == 502
+
+
+def test_fault_skip_verify(proxy, backends, pki):
+    b = backends(pki, cert="server-untrusted")
+    p = proxy(f"server {{ LISTEN {tls_loc(pki, b, 'proxy_ssl_verify on;')} }}",
+              faults=["skip-verify"])
+    assert p.get("/")[0] == 200
+
+
+def test_fault_ignore_depth(proxy, backends, pki):
+    b = backends(pki, cert="server-int")
+    p = proxy(f"server {{ LISTEN {tls_loc(pki, b, 'proxy_ssl_verify on; proxy_ssl_verify_depth 0;')} }}",
+              faults=["ignore-depth"])
+    assert p.get("/")[0] == 200
+
+
+def test_fault_skip_host_check(proxy, backends, pki):
+    b = backends(pki, cert="server-wrong")
+    p = proxy(f"server {{ LISTEN {tls_loc(pki, b, 'proxy_ssl_verify on;')} }}",
+              env={"UPTLS_PROXY_FAULTS": "skip-host-check"})
+    assert p.get("/")[0] == 200
+
+
+def test_fault_ignore_protocols(proxy, backends, pki):
+    b = backends(pki)
+    p = proxy(f"server {{ LISTEN {tls_loc(pki, b, 'proxy_ssl_protocols TLSv1.2;')} }}",
+              faults=["ignore-protocols"])
+    assert json.loads(p.get("/")[1])["version"] == "TLSv1.3"
+
+
+def test_fault_ignore_ciphers(proxy, backends, pki):
+    b = backends(pki)
+    p = proxy(f"server {{ LISTEN {tls_loc(pki, b, 'proxy_ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;')} }}",
+              faults=["ignore-ciphers"])
+    assert json.loads(p.get("/")[1])["cipher"] != "TLS_AES_128_GCM_SHA256"
+
+
+def test_fault_share_sessions(proxy, backends, pki):
+    b = backends(pki)
+    body = ("server { LISTEN " + tls_loc(pki, b, "proxy_ssl_verify on;", "/a")
+            + tls_loc(pki, b, "proxy_ssl_verify on; proxy_ssl_name backend.test;", "/b") + " }")
+    p = proxy(body, faults=["share-sessions"])
+    p.get("/a")
+    assert json.loads(p.get("/b")[1])["resumed"] is True
+
+
+def test_fault_no_session_reuse(proxy, backends, pki):
+    b = backends(pki)
+    p = proxy(f"server {{ LISTEN {tls_loc(pki, b)} }}", faults=["no-session-reuse"])
+    p.get("/")
+    assert json.loads(p.get("/")[1])["resumed"] is False
+
+
+def test_fault_no_sni(proxy, backends, pki):
+    b = backends(pki)
+    p = proxy(f"server {{ LISTEN {tls_loc(pki, b, 'proxy_ssl_server_name on;')} }}",
+              faults=["no-sni"])
+    assert json.loads(p.get("/")[1])["sni"] is None
+
+
+# ---- memory: valgrind and sanitizers ------------------------------------------------------------
+
+def _load(p, n):
+    for i in range(n):
+        path = ("/ka/", "/plain/", "/tls/", "/bad/")[i % 4] + str(i)
+        status, _ = p.get(path)
+        assert status == (502 if path.startswith("/bad/") else 200), path
+
+
+def _load_config(pki, b, bad, plain):
+    return (f"upstream ka {{ server 127.0.0.1:{b.port}; keepalive 2; }}\n"
+            f"server {{ LISTEN location /ka/ {{ proxy_pass https://ka; proxy_http_version 1.1; "
+            f"proxy_set_header Connection \"\"; proxy_ssl_verify on; proxy_ssl_name localhost; "
+            f"proxy_ssl_trusted_certificate {pki}/root.pem; }}\n"
+            f"location /plain/ {{ proxy_pass http://127.0.0.1:{plain.port}; }}\n"
+            + tls_loc(pki, b, "proxy_ssl_verify on; proxy_ssl_server_name on;", "/tls/")
+            + tls_loc(pki, bad, "proxy_ssl_verify on;", "/bad/") + " }")
+
+
+@pytest.mark.skipif(FAST or shutil.which("valgrind") is None, reason="slow / no valgrind")
+def test_valgrind_no_leaks(proxy, backends, pki, tmp_path):
+    b, bad, plain = backends(pki), backends(pki, cert="server-untrusted"), backends(tls=False)
+    vlog = tmp_path / "vg.%p.log"
+    p = proxy(_load_config(pki, b, bad, plain),
+              wrapper=["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+                       "--errors-for-leak-kinds=definite,indirect", "--trace-children=yes",
+                       f"--log-file={vlog}"])
+    _load(p, 300)
+    p.stop()
+    logs = [f.read_text() for f in tmp_path.glob("vg.*.log")]
+    assert len(logs) >= 2                        # master and worker
+    for text in logs:
+        assert "ERROR SUMMARY: 0 errors" in text, text[-3000:]
+        assert "definitely lost: 0 bytes" in text or "no leaks are possible" in text, text[-3000:]
+
+
+@pytest.mark.skipif(FAST, reason="slow")
+def test_asan_ubsan_build(backends, pki, tmp_path):
+    subprocess.run(["make", "-s", "bin/uptls-proxy-asan"], cwd=ROOT, check=True)
+    b, bad, plain = backends(pki), backends(pki, cert="server-untrusted"), backends(tls=False)
+    global BIN
+    saved, BIN = BIN, ROOT / "bin" / "uptls-proxy-asan"
+    try:
+        p = Proxy(tmp_path, _load_config(pki, b, bad, plain),
+                  env={"ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"})
+        _load(p, 100)
+        p.stop()
+    finally:
+        BIN = saved
+    out = (tmp_path / "proxy.out").read_text()
+    assert "ERROR: AddressSanitizer" not in out and "LeakSanitizer" not in out, out
+    assert "runtime error" not in out, out
