@@ -246,16 +246,13 @@ main(int argc, char **argv)
 {
     struct proxy_conf conf;
     const char *conf_file = NULL, *prefix = NULL, *extra = NULL, *env;
-    char *err = calloc(1, PROXY_ERRLEN), msg[1024];
+    static char err[PROXY_ERRLEN];
+    char msg[1024];
     int test = 0, i, rc = 0, made_pid = 0;
 
-    if (err == NULL) {
-        return 2;
-    }
     env = getenv("UPTLS_PROXY_FAULTS");
     if (env && *env && proxy_fault_enable(env, msg, sizeof(msg)) != 0) {
         fprintf(stderr, PROXY_NAME ": [emerg] %s (UPTLS_PROXY_FAULTS)\n", msg);
-        free(err);
         return 1;
     }
     for (i = 1; i < argc; i++) {
@@ -267,12 +264,10 @@ main(int argc, char **argv)
             printf(PROXY_NAME " version " PROXY_VERSION " (nginx proxy_ssl_* semantics as "
                 "documented for nginx 1.23.4 and later; %s)\n",
                 OpenSSL_version(OPENSSL_VERSION));
-            free(err);
-            return 0;
+                return 0;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             proxy_usage(stdout);
-            free(err);
-            return 0;
+                return 0;
         } else if ((strcmp(a, "-c") == 0 || strcmp(a, "-p") == 0 || strcmp(a, "-g") == 0
                        || strcmp(a, "--fault") == 0) && i + 1 < argc) {
             const char *v = argv[++i];
@@ -285,24 +280,20 @@ main(int argc, char **argv)
                 extra = v;
             } else if (strcmp(v, "list") == 0) {
                 proxy_fault_list_print();
-                free(err);
-                return 0;
+                        return 0;
             } else if (proxy_fault_enable(v, msg, sizeof(msg)) != 0) {
                 fprintf(stderr, PROXY_NAME ": [emerg] %s\n", msg);
-                free(err);
-                return 1;
+                        return 1;
             }
         } else if (strncmp(a, "--fault=", 8) == 0) {
             if (proxy_fault_enable(a + 8, msg, sizeof(msg)) != 0) {
                 fprintf(stderr, PROXY_NAME ": [emerg] %s\n", msg);
-                free(err);
-                return 1;
+                        return 1;
             }
         } else {
             fprintf(stderr, PROXY_NAME ": invalid option: \"%s\"\n", a);
             proxy_usage(stderr);
-            free(err);
-            return 1;
+                return 1;
         }
     }
 
@@ -311,7 +302,6 @@ main(int argc, char **argv)
         fprintf(stderr, PROXY_NAME ": configuration file %s test failed\n",
             conf.conf_file ? conf.conf_file : "?");
         proxy_conf_free(&conf);
-        free(err);
         return 1;
     }
     if (test) {
@@ -328,7 +318,6 @@ main(int argc, char **argv)
         fprintf(stderr, PROXY_NAME ": configuration file %s test is successful\n",
             conf.conf_file);
         proxy_conf_free(&conf);
-        free(err);
         return 0;
     }
 
@@ -373,6 +362,5 @@ end:
     proxy_listen_close(&conf);
     proxy_conf_free(&conf);
     proxy_log_close();
-    free(err);
     return rc;
 }

@@ -16,6 +16,10 @@
  * - the client session cache is per upstream server *and* per TLS settings
  *   of the location (nginx: per server only), and a session is stored only
  *   from a connection whose verification passed.
+ * - an IP upstream name is matched against iPAddress SANs (SSL_set1_host(),
+ *   RFC 2818 3.1); nginx matches names with X509_check_host() only (#1363).
+ * - upstream keepalive connections are also keyed by these settings
+ *   (proxy_http.c).
  */
 #include "proxy.h"
 
@@ -546,15 +550,16 @@ proxy_ssl_new(struct proxy_loc_conf *lc, struct proxy_peer *peer, char *err,
     }
 
     /* proxy_ssl_name: the name "used to verify the certificate of the
-     * proxied HTTPS server"; checked only when proxy_ssl_verify is on, with
-     * X509_check_host() rules (DNS names, CN fallback; like nginx, an IP
-     * literal is not matched against IP SANs) */
+     * proxied HTTPS server"; checked only when proxy_ssl_verify is on.
+     * SSL_set1_host() (OpenSSL 3.0) matches a DNS name with X509_check_host()
+     * rules (SAN dNSName, CN fallback) and an IP literal against iPAddress
+     * SANs (RFC 2818 3.1). nginx itself never matches IP SANs (it calls
+     * X509_check_host() only, nginx #1363): for an IP upstream with an
+     * iPAddress SAN this proxy accepts where nginx refuses. */
     if (lc->ssl_verify && !proxy_fault_on(PROXY_FAULT_SKIP_HOST_CHECK)) {
-        X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
-
-        X509_VERIFY_PARAM_set_hostflags(param, 0);
-        if (X509_VERIFY_PARAM_set1_host(param, name, 0) != 1) {
-            snprintf(err, err_len, "X509_VERIFY_PARAM_set1_host(\"%s\") failed", name);
+        X509_VERIFY_PARAM_set_hostflags(SSL_get0_param(ssl), 0);
+        if (SSL_set1_host(ssl, name) != 1) {
+            snprintf(err, err_len, "SSL_set1_host(\"%s\") failed", name);
             SSL_free(ssl);
             return NULL;
         }
@@ -599,7 +604,9 @@ proxy_ssl_check_after_handshake(SSL *ssl, struct proxy_loc_conf *lc, char *err,
             snprintf(err, err_len, "upstream sent no required SSL certificate");
             goto reject;
         }
-        if (X509_check_host(cert, lc->ssl_name_value, 0, 0, NULL) != 1) {
+        if ((proxy_addr_is_ip_literal(lc->ssl_name_value)
+                ? X509_check_ip_asc(cert, lc->ssl_name_value, 0)
+                : X509_check_host(cert, lc->ssl_name_value, 0, 0, NULL)) != 1) {
             snprintf(err, err_len, "upstream SSL certificate does not match \"%s\"",
                 lc->ssl_name_value);
             goto reject;

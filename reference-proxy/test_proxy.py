@@ -84,6 +84,7 @@ def pki(tmp_path_factory):
     _leaf(d, "server", "root")
     _leaf(d, "server-int", "int", chain=("int",))
     _leaf(d, "server-wrong", "root", san="DNS:other.test")
+    _leaf(d, "server-ip", "root", san="IP:127.0.0.1")
     _leaf(d, "server-untrusted", "other-root")
     _leaf(d, "client", "client-root", san=None, client=True)
     _openssl("pkey", "-in", "client.key", "-aes256", "-passout", "pass:s3cret",
@@ -574,7 +575,9 @@ def test_verify_on_refuses_untrusted(proxy, backends, pki):
 def test_verify_on_trusted_and_name(proxy, backends, pki):
     good = backends(pki)
     wrong = backends(pki, cert="server-wrong")
+    ipsan = backends(pki, cert="server-ip")
     p = proxy("server { LISTEN "
+              + tls_loc(pki, ipsan, "proxy_ssl_verify on;", "/ipsan", host="127.0.0.1")
               + tls_loc(pki, good, "proxy_ssl_verify on;", "/good")
               + tls_loc(pki, wrong, "proxy_ssl_verify on;", "/wrong")
               + tls_loc(pki, wrong, "proxy_ssl_verify on; proxy_ssl_name other.test;", "/named")
@@ -582,8 +585,10 @@ def test_verify_on_trusted_and_name(proxy, backends, pki):
     assert p.get("/good")[0] == 200
     assert p.get("/wrong")[0] == 502 and wrong.requests == []
     assert p.get("/named")[0] == 200
-    # an IP literal is not matched against DNS names (and nginx has no IP SAN matching)
+    # an IP literal is matched against iPAddress SANs only (RFC 2818 3.1;
+    # nginx matches no IP SANs at all, nginx #1363)
     assert p.get("/ip")[0] == 502
+    assert p.get("/ipsan")[0] == 200
 
 
 def test_verify_depth(proxy, backends, pki):
