@@ -359,7 +359,7 @@ tr.row.disagree td.sid{border-left:5px solid var(--fail)}
 .dmark{color:var(--fail);font-weight:700}
 details>summary{cursor:pointer}details.err{max-width:40em}
 .detail{min-width:28em;max-width:46em;padding:4px 0}
-.detail table{margin:3px 0;font-size:12px}.detail th,.detail td{padding:1px 4px}
+.detail table{margin:3px 0;font-size:12px;max-width:100%}.detail td{word-break:break-word}.detail th,.detail td{padding:1px 4px}
 .controls{position:sticky;top:0;background:var(--bg);padding:6px 0;border-bottom:1px solid var(--line);z-index:2}
 .controls label{margin-right:1.2em}
 .fp td{font:12px/1.5 ui-monospace,monospace;max-width:24em}.fp td span{display:inline-block;margin-right:.7em}.fp .uncommon{font-weight:700;color:#953800}
@@ -443,6 +443,11 @@ def _hello_html(hello):
     return "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
+def _cv(v):
+    """A connection field: text as is, structures (an alert) as JSON; escaped."""
+    return _j(v) if isinstance(v, (dict, list)) else _e(v)
+
+
 CONN_FIELDS = ("backend", "conn", "ok", "version", "cipher", "resumed", "sni", "requests",
                "error", "alert")
 
@@ -470,7 +475,7 @@ def _step_html(st):
             cc = c.get("client_cert")
             ccs = (f"{_e(cc.get('subject'))}<br><span class=muted>chain {_e(cc.get('chain_len'))}, "
                    f"verify {_e(cc.get('verify'))}</span>") if cc else '<span class="muted">none</span>'
-            out.append("<tr>" + "".join(f"<td>{_e(c.get(k)) if k in c else ''}</td>"
+            out.append("<tr>" + "".join(f"<td>{_cv(c.get(k)) if k in c else ''}</td>"
                                         for k in CONN_FIELDS) + f"<td>{ccs}</td></tr>")
         out.append("</table>")
         for c in conns:
