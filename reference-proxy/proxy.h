@@ -241,8 +241,8 @@ const char *proxy_conf_location_text(const struct proxy_loc_conf *lc);
 
 int proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
     char *err, size_t err_len);
-SSL *proxy_ssl_new(struct proxy_loc_conf *lc, struct proxy_peer *peer,
-    char *err, size_t err_len);
+SSL *proxy_ssl_new(struct proxy_loc_conf *lc, const char *group,
+    struct proxy_peer *peer, char *err, size_t err_len);
 int proxy_ssl_check_after_handshake(SSL *ssl, struct proxy_loc_conf *lc,
     char *err, size_t err_len);
 void proxy_ssl_release(SSL *ssl);

@@ -34,8 +34,8 @@ static const struct {
      * ignoring proxy_ssl_ciphers and cipher conf commands. */
     { "ignore-ciphers", PROXY_FAULT_IGNORE_CIPHERS,
       "use the library default list" },
-    /* share-sessions: one session cache slot for all upstream servers and
-     * all TLS settings. */
+    /* share-sessions: one session cache slot per upstream group, shared by
+     * all its servers and by every location (whatever its TLS settings). */
     { "share-sessions", PROXY_FAULT_SHARE_SESSIONS,
       "one session cache for all servers and settings" },
     /* no-session-reuse: never offer a cached session. */

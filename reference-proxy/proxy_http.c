@@ -1061,7 +1061,7 @@ proxy_upstream_next(struct proxy_client *c)
     u->client = c;
     c->up = u;
     if (lc->pass_ssl) {
-        u->ssl = proxy_ssl_new(lc, peer, err, sizeof(err));
+        u->ssl = proxy_ssl_new(lc, ups->name, peer, err, sizeof(err));
         if (u->ssl == NULL) {
             proxy_upstream_fail(c, 0, "%s while SSL handshaking to upstream", err);
             return;

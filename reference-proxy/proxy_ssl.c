@@ -513,8 +513,8 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
 
 /* A new upstream connection's SSL object for one peer. */
 SSL *
-proxy_ssl_new(struct proxy_loc_conf *lc, struct proxy_peer *peer, char *err,
-    size_t err_len)
+proxy_ssl_new(struct proxy_loc_conf *lc, const char *group, struct proxy_peer *peer,
+    char *err, size_t err_len)
 {
     struct proxy_ssl_data *d;
     struct proxy_ssl_session *slot;
@@ -531,9 +531,13 @@ proxy_ssl_new(struct proxy_loc_conf *lc, struct proxy_peer *peer, char *err,
     d = proxy_xcalloc(1, sizeof(*d));
     d->lc = lc;
     /* one cache slot per upstream server and TLS settings; the
-     * share-sessions fault collapses them all into one */
+     * share-sessions fault collapses them into one slot per upstream group,
+     * shared by all its servers and all locations (one slot per group rather
+     * than one per process, so that concurrent harness scenarios, each with
+     * its own upstream block, do not overwrite each other's session) */
     d->key = proxy_fault_on(PROXY_FAULT_SHARE_SESSIONS)
-        ? proxy_xstrdup("shared") : proxy_xasprintf("%s|%s", peer->addr_text, lc->tls_key);
+        ? proxy_xasprintf("shared|%s", group)
+        : proxy_xasprintf("%s|%s", peer->addr_text, lc->tls_key);
     SSL_set_ex_data(ssl, proxy_ssl_data_index, d);
 
     /* proxy_ssl_server_name: "Enables or disables passing of the server
