@@ -31,6 +31,7 @@ include fixtures/certgen.mk
 include harness/backend.mk
 include reference-proxy/proxy.mk
 include reports/reports.mk
+include bench/bench.mk
 
 $(BIN):
 	mkdir -p $(BIN)
@@ -51,7 +52,8 @@ conformance: all
 	$(PYTHON) -m pytest harness/conformance -q -rfE --no-header -p no:cacheprovider \
 	  --target='$(TARGET)' --target-bin='$(TARGET_BIN)' --scenarios='$(SCENARIOS)' \
 	  --report-dir='$(REPORT_DIR)' $(if $(KEEP),--keep) $(if $(STRICT),--strict-deviations) \
-	  $(if $(BASELINE),--baseline='$(BASELINE)') $(if $(SHARD),--shard='$(SHARD)') $(PYTEST_ARGS)
+	  $(if $(BASELINE),--baseline='$(BASELINE)') $(if $(SHARD),--shard='$(SHARD)') \
+	  $(if $(DEVIATIONS),--deviations='$(DEVIATIONS)') $(PYTEST_ARGS)
 
 # The harness's own tests (what .ci/run calls): component tests, the
 # driver and catalogue tests, the discrimination tests (every scenario fails

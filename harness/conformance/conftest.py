@@ -27,6 +27,8 @@ def pytest_addoption(parser):
     g.addoption("--scenario-dir", default="", help="catalogue folder (default: scenarios/)")
     g.addoption("--report-dir", default="reports/out", help="where results are written")
     g.addoption("--keep", action="store_true", help="keep the run folder and print its path")
+    g.addoption("--deviations", default="",
+                help="the target's deviation list (TOML) to use instead of the built-in one")
     g.addoption("--shard", default="", help="k/n: run the k-th of n stable slices")
     g.addoption("--baseline", default="", help="earlier result file to compare with")
     g.addoption("--strict-deviations", action="store_true",
@@ -43,6 +45,9 @@ def pytest_configure(config):
     try:
         config._uptls_target = targets.get(o.target, o.target_bin or None)
         config._uptls_target.find_binary()
+        if o.deviations:
+            config._uptls_target.deviations_file = os.path.abspath(o.deviations)
+        config._uptls_target.deviations()  # a broken list stops the run here
         config._uptls_pki = pki_mod.build()
         cat = sc_mod.load_catalogue(o.scenario_dir or sc_mod.SCENARIO_DIR,
                                     entities=config._uptls_pki.entities)

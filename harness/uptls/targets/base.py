@@ -87,13 +87,25 @@ class Target:
             missing.append(f"{label}: {why}")
         return "; ".join(missing) or None
 
+    # A project's own deviation list (DEVIATIONS=file) replaces the built-in one.
+    deviations_file = None
+
     def deviations(self):
         """The target's known, sourced deviations: {scenario id: {reason, source}}."""
-        path = os.path.join(HERE, f"{self.name}.deviations.toml")
+        cached = getattr(self, "_deviations", None)
+        if cached is not None:
+            return cached
+        path = self.deviations_file or os.path.join(HERE, f"{self.name}.deviations.toml")
         if not os.path.exists(path):
-            return {}
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+            if self.deviations_file:
+                raise UptlsError(f"DEVIATIONS={path}: no such file")
+            self._deviations = {}
+            return self._deviations
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise UptlsError(f"{path}: TOML syntax error: {e}") from None
         out = {}
         for d in data.get("deviation", []):
             for key in ("scenario", "reason", "source"):
@@ -101,6 +113,7 @@ class Target:
                     raise UptlsError(f"{path}: every [[deviation]] needs scenario, reason "
                                      f"and source; one lacks '{key}'")
             out[d["scenario"]] = {"reason": d["reason"], "source": d["source"]}
+        self._deviations = out
         return out
 
     # -- process handling shared by all -------------------------------------------
