@@ -26,6 +26,7 @@ from .verdict import check_step, observed_view, summarize
 
 SANITY_ID = "sanity/plain-handshake"
 REQUEST_TIMEOUT = 15.0    # the rendered proxy timeouts are 5 s connect, 10 s read
+MAX_BODY = 1 << 20
 SCENARIO_TIMEOUT = 90.0   # a whole scenario; a hanging target cannot stall a run
 WORKERS = 8
 
@@ -305,15 +306,35 @@ class Run:
             conn.request("GET", path, headers={"Connection": "close",
                                                "User-Agent": "uptls"})
             resp = conn.getresponse()
-            body = resp.read(4096)
-            return {"status": resp.status, "backend": resp.getheader("X-Uptls-Backend"),
-                    "body": body.decode(errors="replace")[:200],
-                    "time_ms": round((time.monotonic() - t0) * 1000, 1)}
         except (OSError, http.client.HTTPException) as e:
+            conn.close()
             return {"status": f"no response: {type(e).__name__}: {e}", "backend": None,
                     "time_ms": round((time.monotonic() - t0) * 1000, 1)}
+        out = {"status": resp.status, "backend": resp.getheader("X-Uptls-Backend"),
+               "complete": True}
+        try:
+            # Read to the end of the framing: a body cut short must show.
+            body = resp.read(MAX_BODY)
+            # read(amt) returns short at EOF instead of raising: what the
+            # Content-Length still promised is in resp.length.
+            if resp.length:
+                if len(body) >= MAX_BODY:
+                    out["note"] = f"body larger than {MAX_BODY} bytes, not read to the end"
+                else:
+                    out["complete"] = False
+                    out["error"] = (f"body ended after {len(body)} bytes, {resp.length} "
+                                    "short of its Content-Length")
+        except http.client.IncompleteRead as e:
+            body, out["complete"] = e.partial, False
+            out["error"] = f"body ended after {len(e.partial)} bytes, before its framing did"
+        except (OSError, http.client.HTTPException) as e:
+            body, out["complete"] = b"", False
+            out["error"] = f"{type(e).__name__}: {e}"
         finally:
             conn.close()
+        out["body"] = body.decode(errors="replace")[:200]
+        out["time_ms"] = round((time.monotonic() - t0) * 1000, 1)
+        return out
 
     def _settle(self, job, marks, timeout=1.0):
         """The step's connections, once every accepted one has a handshake outcome."""

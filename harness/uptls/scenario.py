@@ -28,7 +28,7 @@ from . import SCENARIO_DIR, UptlsError
 IMPORTANCE = ("critical", "high", "medium", "low")
 PROTOCOLS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 CLIENT_AUTH = ("none", "request", "require")
-RESULTS = ("accepted", "refused")
+RESULTS = ("accepted", "refused", "reached")
 RESUMED = ("none", "all-after-first", "all")
 
 # The abstract upstream-TLS settings (DESIGN.md). Each maps to one nginx
@@ -49,6 +49,9 @@ PROXY_SETTINGS = {
     "session_reuse": (bool, "reuse TLS sessions with the upstream"),
     "crl": (list, "PKI CAs whose CRLs the proxy checks"),
     "keepalive": (int, "idle upstream connections kept per worker (0 = none)"),
+    # Not TLS, but what the faults family needs to bound a refusal in time.
+    "connect_timeout": (int, "seconds to connect and complete the TLS handshake"),
+    "read_timeout": (int, "seconds between two reads from the upstream"),
 }
 # Not settings but shape: which upstream group and host name a location uses.
 LOCATION_KEYS = {
@@ -72,7 +75,8 @@ BACKEND_KEYS = {
     "faults": (list, "uptls-backend fault switches"),
 }
 EXPECT_KEYS = {
-    "result": (str, "accepted | refused"),
+    "result": (str, "accepted | refused | reached (the request reached a backend, "
+                    "whatever the client got)"),
     "client_cert": (str, "PKI entity the backend must have received, or 'none'"),
     "client_chain_len": (int, "certificates the proxy sent, leaf included"),
     "offered_versions": (list, "exact set of TLS versions in the ClientHello"),
@@ -88,6 +92,11 @@ EXPECT_KEYS = {
     "handshakes": (int, "exact number of TLS handshakes the backends saw (keepalive)"),
     "fresh_first_contact": (bool, "the first ClientHello each backend sees offers no session "
                                   "(no PSK, no ticket) -- sessions are never carried across servers"),
+    "status_in": (list, "every answer's status is one of these (e.g. [502, 504])"),
+    "within_s": (int, "every answer (or the client's end of it) arrives within this many seconds"),
+    "truncation_signalled": (bool, "a body the backend cut short is never passed on as "
+                                   "complete: each answer is a 5xx or ends before its framing"),
+    "answers_whole": (bool, "each answer is a 5xx or complete per its framing, never cut"),
     "backend_seen": (list, "backends that must have received at least one request"),
     "backend_not_seen": (list, "backends that must have received no connection at all"),
     "offered_versions_default_wire": (bool, "the ClientHello shows the target's documented default "

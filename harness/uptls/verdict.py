@@ -89,6 +89,16 @@ def check_step(expect, responses, conns, pki, target=None):
             fails.append(Failure("unexpected-refusal",
                                  f"expected every request forwarded (200 from a backend); got "
                                  f"statuses {statuses}" + _errors_of(conns)))
+        elif any(r.get("complete") is False for r in responses):
+            fails.append(Failure("wrong-observation",
+                                 "a forwarded answer was cut short: " + "; ".join(
+                                     r.get("error", "?") for r in responses
+                                     if r.get("complete") is False)))
+    elif result == "reached":
+        if not reached:
+            fails.append(Failure("unexpected-refusal",
+                                 f"expected the request to reach the backend; none did "
+                                 f"(statuses {statuses})" + _errors_of(conns)))
     elif result == "refused":
         # A TCP proxy (nginx stream) cannot answer 5xx: it refuses by closing.
         closes = getattr(target, "refusal_closes_connection", False)
@@ -299,6 +309,33 @@ def check_step(expect, responses, conns, pki, target=None):
                 fails.append(Failure("wrong-observation",
                                      f"expected backend '{bn}' to see a full handshake, then only "
                                      f"resumed ones; resumed per handshake: {flags}"))
+    if "status_in" in expect:
+        odd = [st for st in statuses if st not in expect["status_in"]]
+        if odd:
+            fails.append(Failure("wrong-observation",
+                                 f"expected every status in {expect['status_in']}; got {statuses}"))
+    if "within_s" in expect:
+        slow = [r["time_ms"] for r in responses if r["time_ms"] > expect["within_s"] * 1000]
+        if slow:
+            fails.append(Failure("wrong-observation",
+                                 f"expected every answer within {expect['within_s']} s; took "
+                                 f"{[round(t / 1000, 2) for t in slow]} s"))
+    if expect.get("answers_whole"):
+        cut = [r for r in responses if not (isinstance(r["status"], int) and
+                                            (r["status"] >= 500 or r.get("complete")))]
+        if cut:
+            fails.append(Failure("wrong-observation",
+                                 f"expected each answer to be a 5xx or complete; got "
+                                 f"{[(r['status'], r.get('error')) for r in cut]}"))
+    if expect.get("truncation_signalled"):
+        passed_off = [r for r in responses if isinstance(r["status"], int)
+                      and r["status"] < 500 and r.get("complete")]
+        if passed_off:
+            fails.append(Failure("unexpected-accept",
+                                 f"the backend cut its body short, yet {len(passed_off)} answer(s) "
+                                 f"reached the client as complete (status "
+                                 f"{[r['status'] for r in passed_off]}, "
+                                 f"{[len(r.get('body', '')) for r in passed_off]} bytes shown)"))
     return fails
 
 

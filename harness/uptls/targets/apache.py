@@ -95,7 +95,8 @@ class ApacheTarget(Target):
         **{k: True for k in (
             "client_certificate", "trusted_ca", "verify", "verify_depth", "verify_name",
             "send_sni", "sni_name", "protocols", "ciphers", "ciphersuites", "session_reuse",
-            "crl", "keepalive", "upstream_group", "tls10", "shared_upstream", "ip_upstream")},
+            "crl", "keepalive", "upstream_group", "tls10", "shared_upstream", "ip_upstream",
+            "connect_timeout", "read_timeout")},
         "client_key_password": f"Apache cannot use an encrypted proxy client key ({DOCS} "
                                "SSLProxyMachineCertificateFile: 'there is no support for "
                                "encrypted private keys'; the server stops at start)",
@@ -281,7 +282,11 @@ class ApacheTarget(Target):
             s = u.settings
             name = self.unit_name(s, u.direct, u.upstream_block, u.servers)
             balancer = f"balancer://{u.slug}-{re.sub(r'[^A-Za-z0-9]', '-', u.location)}"
-            member_opts = ["retry=0", "connectiontimeout=5"]
+            # mod_proxy.html#proxypass: connectiontimeout (connect), timeout
+            # (waiting for data from the backend).
+            member_opts = ["retry=0", f"connectiontimeout={s.get('connect_timeout', 5)}"]
+            if "read_timeout" in s:
+                member_opts.append(f"timeout={s['read_timeout']}")
             if s.get("keepalive"):
                 member_opts.append(f"max={s['keepalive']}")
             else:

@@ -117,7 +117,8 @@ class HaproxyTarget(Target):
         **{k: True for k in (
             "client_certificate", "trusted_ca", "verify", "verify_name", "send_sni",
             "sni_name", "protocols", "ciphers", "ciphersuites", "session_reuse", "crl",
-            "keepalive", "upstream_group", "tls10", "shared_upstream", "ip_upstream")},
+            "keepalive", "upstream_group", "tls10", "shared_upstream", "ip_upstream",
+            "connect_timeout", "read_timeout")},
         # verify_depth: see unsupported() -- expressible only where it cannot bind.
         "verify_depth": True,
         "client_key_password": f"HAProxy 2.6 has no passphrase keyword for 'crt' ({DOC}: "
@@ -272,6 +273,12 @@ class HaproxyTarget(Target):
             else:
                 out.append("    option http-server-close")
                 out.append("    http-reuse never")
+            # configuration.txt 4.2: "timeout connect" (TCP only; the TLS
+            # handshake falls under "timeout server"), "timeout server".
+            if "connect_timeout" in u.settings:
+                out.append(f"    timeout connect {u.settings['connect_timeout']}s")
+            if "read_timeout" in u.settings:
+                out.append(f"    timeout server {u.settings['read_timeout']}s")
             for i, addr in enumerate(u.servers, 1):
                 out.append(f"    server s{i} {addr} " + " ".join(self.server_options(u, run_dir)))
             out.append("")

@@ -51,7 +51,7 @@ class NginxTarget(Target):
     capabilities = {k: True for k in (
         "client_certificate", "client_key_password", "trusted_ca", "verify", "verify_depth",
         "verify_name", "send_sni", "sni_name", "protocols", "ciphers", "ciphersuites",
-        "session_reuse", "crl", "keepalive", "upstream_group", "tls10", "shared_upstream",
+        "session_reuse", "crl", "keepalive", "connect_timeout", "read_timeout", "upstream_group", "tls10", "shared_upstream",
         "ip_upstream")}
     # The upstream host names of one process must be unique (one upstream
     # block per name): the runner splits a run where scenarios collide.
@@ -168,6 +168,12 @@ class NginxTarget(Target):
         s = u.settings
         host = u.servers[0] if u.direct else u.upstream_block
         d = [f"proxy_pass https://{host};"] + self.ssl_directives(u, run_dir)
+        if "connect_timeout" in s:
+            # Bounds the TCP connect and the upstream TLS handshake
+            # (ngx_http_upstream_ssl_init_connection arms connect_timeout).
+            d.append(f"proxy_connect_timeout {s['connect_timeout']}s;")
+        if "read_timeout" in s:
+            d.append(f"proxy_read_timeout {s['read_timeout']}s;")
         if s.get("keepalive"):
             # Upstream keepalive needs HTTP/1.1 and no "Connection: close"
             # (ngx_http_upstream_module.html#keepalive).

@@ -112,6 +112,11 @@ class NginxStreamTarget(NginxTarget):
             out += ["", f"    # {u.scenario_id} location {u.location} {u.prefix}",
                     "    server {", f"        listen 127.0.0.1:{p};",
                     f"        proxy_pass {host};", "        proxy_ssl on;"]
+            if "connect_timeout" in u.settings:
+                out.append(f"        proxy_connect_timeout {u.settings['connect_timeout']}s;")
+            if "read_timeout" in u.settings:
+                # ngx_stream_proxy_module.html#proxy_timeout: between two reads or writes.
+                out.append(f"        proxy_timeout {u.settings['read_timeout']}s;")
             out += ["        " + d for d in self.ssl_directives(u, run_dir)]
             out.append("    }")
         out += ["}", ""]

@@ -1,0 +1,80 @@
+"""The verdict checks themselves fail on the observations a broken proxy makes.
+
+Some misbehaviours (a proxy passing a truncated body on as complete, one
+hanging past its timeout) are not expressible as a configuration of a
+real proxy; these tests feed check_step the observations such a proxy
+would produce and assert the check fails, and the right way.
+"""
+
+from uptls.verdict import check_step, summarize
+
+
+def _resp(status=200, backend="b1", complete=True, ms=10.0):
+    return {"status": status, "backend": backend, "complete": complete, "time_ms": ms}
+
+
+def _conn(conn=1, ok=True, requests=1, resumed=False, sni=None, versions=("TLSv1.3",),
+          psk=False):
+    return [{"event": "accept", "name": "b1", "conn": conn},
+            {"event": "client_hello", "name": "b1", "conn": conn, "versions": list(versions),
+             "sni": sni, "psk_offered": psk, "ticket_offered": False, "ciphers": []},
+            {"event": "handshake", "name": "b1", "conn": conn, "ok": ok, "resumed": resumed,
+             "version": "TLSv1.3", "cipher": "TLS_AES_128_GCM_SHA256"},
+            *([{"event": "request", "name": "b1", "conn": conn}] * requests)]
+
+
+def kinds(expect, responses, events):
+    return [f.kind for f in check_step(expect, responses, summarize(events), pki=None)]
+
+
+def test_truncated_body_passed_as_complete_is_an_unexpected_accept():
+    exp = {"result": "reached", "truncation_signalled": True}
+    assert kinds(exp, [_resp(complete=True)], _conn()) == ["unexpected-accept"]
+    assert kinds(exp, [_resp(complete=False)], _conn()) == []
+    assert kinds(exp, [_resp(status=502, backend=None)], _conn()) == []
+
+
+def test_answer_after_the_bound_fails():
+    exp = {"result": "refused", "within_s": 4}
+    assert kinds(exp, [_resp(502, None, ms=8000)], _conn(ok=False, requests=0)) == \
+        ["wrong-observation"]
+    assert kinds(exp, [_resp(502, None, ms=3000)], _conn(ok=False, requests=0)) == []
+
+
+def test_refused_but_forwarded_is_an_unexpected_accept():
+    exp = {"result": "refused"}
+    assert kinds(exp, [_resp(200)], _conn()) == ["unexpected-accept"]
+
+
+def test_accepted_but_cut_short_fails():
+    exp = {"result": "accepted"}
+    assert kinds(exp, [_resp(200, complete=False)], _conn()) == ["wrong-observation"]
+
+
+def test_cut_answer_fails_answers_whole():
+    exp = {"result": "reached", "answers_whole": True}
+    assert kinds(exp, [_resp(200, complete=False)], _conn()) == ["wrong-observation"]
+    assert kinds(exp, [_resp(502, None)], _conn()) == []
+
+
+def test_resumption_expectations():
+    events = _conn(1) + _conn(2, resumed=True) + _conn(3, resumed=False)
+    responses = [_resp()] * 3
+    assert kinds({"result": "accepted", "resumed": "all-after-first"}, responses, events) == \
+        ["wrong-observation"]
+    assert kinds({"result": "accepted", "resumed": "none"}, responses, events) == \
+        ["wrong-observation"]
+
+
+def test_sni_and_versions():
+    events = _conn(sni="10.0.0.1", versions=("TLSv1.3", "TLSv1.2"))
+    assert kinds({"result": "accepted", "sni": "absent"}, [_resp()], events) == \
+        ["wrong-observation"]
+    assert kinds({"result": "accepted", "offered_versions": ["TLSv1.3"]}, [_resp()], events) == \
+        ["wrong-observation"]
+
+
+def test_session_carried_to_another_server():
+    events = _conn(1, psk=True)
+    assert kinds({"result": "accepted", "fresh_first_contact": True}, [_resp()], events) == \
+        ["wrong-observation"]
