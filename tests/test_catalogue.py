@@ -49,7 +49,8 @@ def test_every_setting_is_caught_being_ignored():
             if w.fault:
                 caught.add(FAULT_SETTING[w.fault])
     needed = {"client_certificate", "trusted_ca", "verify", "verify_depth", "verify_name",
-              "send_sni", "protocols", "ciphers", "session_reuse"}
+              "send_sni", "protocols", "ciphers", "ciphersuites", "session_reuse", "crl",
+              "keepalive", "client_key_password", "sni_name"}
     assert needed <= caught, f"settings no scenario catches being ignored: {sorted(needed - caught)}"
 
 
