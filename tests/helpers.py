@@ -28,10 +28,10 @@ def catalogue():
     return tuple(sc_mod.load_catalogue(entities=pki().entities))
 
 
-def run_target(name, scenarios=None, faults=(), variants=False):
+def run_target(name, scenarios=None, faults=(), variants=False, keep=False):
     t = targets.get(name, None, faults)
     return run(t, list(scenarios if scenarios is not None else catalogue()), pki(),
-               variants=variants)
+               variants=variants, keep=keep)
 
 
 def conformance(*make_args, timeout=300):
