@@ -31,7 +31,7 @@ include fixtures/certgen.mk
 include harness/backend.mk
 include reference-proxy/proxy.mk
 include reports/reports.mk
--include bench/bench.mk
+include bench/bench.mk
 
 $(BIN):
 	mkdir -p $(BIN)
