@@ -9,10 +9,13 @@ the wire, and gives each scenario a verdict.
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(ROOT, "bin")
+# UPTLS_BIN_DIR: where uptls-certgen, uptls-backend and uptls-proxy are
+# taken from (make asan points it at the sanitizer builds, build/asan/bin);
+# UPTLS_PKI_OUT: where the PKI is built (so such a run keeps its own).
+BIN = os.environ.get("UPTLS_BIN_DIR") or os.path.join(ROOT, "bin")
 SCENARIO_DIR = os.path.join(ROOT, "scenarios")
 PKI_FILE = os.path.join(ROOT, "fixtures", "pki.toml")
-PKI_OUT = os.path.join(ROOT, "fixtures", "out")
+PKI_OUT = os.environ.get("UPTLS_PKI_OUT") or os.path.join(ROOT, "fixtures", "out")
 
 
 class UptlsError(Exception):
