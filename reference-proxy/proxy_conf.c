@@ -50,6 +50,7 @@ struct proxy_conf_parser {
     int num_errors;
     int include_depth;
     struct proxy_server *server;
+    const struct proxy_conf_parser *outer;  /* the file that included this one */
 };
 
 struct proxy_cmd;
@@ -1132,6 +1133,7 @@ proxy_conf_parse_buffer(struct proxy_conf_parser *p, const char *file,
     struct proxy_conf_parser sub = *p;
     int rc;
 
+    sub.outer = p;
     sub.file = file;
     sub.buf = buf;
     sub.len = len;
@@ -1182,6 +1184,26 @@ proxy_conf_parse_file(struct proxy_conf_parser *p, const char *path, int ctx,
 static int proxy_conf_current_ctx;
 static void *proxy_conf_current_conf;
 
+/* Is path one of the files being read (this one or one that includes it)?
+ * Without this check a file that includes itself, directly or through a
+ * glob such as "include *.conf;", is read again at every level up to the
+ * nesting limit, once per match: exponential time, not an error. */
+static int
+proxy_conf_include_cycle(const struct proxy_conf_parser *p, const char *path)
+{
+    char want[PATH_MAX], have[PATH_MAX];
+
+    if (realpath(path, want) == NULL) {
+        return 0;
+    }
+    for (; p; p = p->outer) {
+        if (p->file && realpath(p->file, have) != NULL && strcmp(want, have) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int
 proxy_conf_set_include(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
     void *conf, char **args, int nargs)
@@ -1205,6 +1227,12 @@ proxy_conf_set_include(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
     }
     p->include_depth++;
     for (i = 0; grc == 0 && i < g.gl_pathc && rc == 0; i++) {
+        if (proxy_conf_include_cycle(p, g.gl_pathv[i])) {
+            proxy_conf_error(p, "\"%s\" includes itself (through \"%s\")",
+                g.gl_pathv[i], args[1]);
+            rc = -1;
+            break;
+        }
         rc = proxy_conf_parse_file(p, g.gl_pathv[i], proxy_conf_current_ctx,
             proxy_conf_current_conf);
     }
