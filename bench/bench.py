@@ -5,9 +5,10 @@ Sections, each comparison measured in the same run as what it is compared
 with, every figure the median of --runs repetitions with min and max:
 
   suite    wall time of `make conformance` for nginx and the reference proxy
-           (warm PKI; cold = warm + the PKI build, measured as uptls-certgen -f
-           into a temporary folder because the driver always uses
-           fixtures/out, which other people use concurrently); the floor: the
+           (warm PKI; cold: the run builds its PKI into an empty folder of its
+           own, UPTLS_PKI_OUT, never touching fixtures/out, which other people
+           use concurrently; a driver without UPTLS_PKI_OUT: warm + the time
+           of uptls-certgen -f into a temporary folder); the floor: the
            CPU time of the same number of handshakes between uptls-backend
            and a plain OpenSSL client (build/bench/uptls-hsclient).
   load     reference proxy vs nginx, one worker each, one shared uptls-backend,
@@ -301,7 +302,13 @@ def section_suite(args, proxy_ok, proxy_built):
         walls = {t: [] for t in PROXIES}
         cpus = {t: [] for t in PROXIES}
         driver = {t: [] for t in PROXIES}
-        summary, slow = {}, {}
+        summary, slow, exits = {}, {}, {}
+        foreign = {t: [] for t in PROXIES}
+        colds = {t: [] for t in PROXIES}
+        # Since the driver honours UPTLS_PKI_OUT, a cold run gets a PKI folder
+        # of its own; before, cold = warm + uptls-certgen -f.
+        with open(os.path.join(ROOT, "harness", "uptls", "__init__.py")) as f:
+            cold_direct = "UPTLS_PKI_OUT" in f.read()
         for i in range(args.runs):
             order = PROXIES if i % 2 == 0 else PROXIES[::-1]
             for t in order:
@@ -309,20 +316,31 @@ def section_suite(args, proxy_ok, proxy_built):
                     continue
                 rd = os.path.join(tmp, f"r-{t}-{i}")
                 log(f"suite: make conformance TARGET={t} (run {i + 1}/{args.runs})")
-                rc, wall, cpu, text = bl.run_timed(make_conformance(t, rd, extra=extra))
+                rc, wall, cpu, text = bl.run_timed(make_conformance(t, rd, extra=extra),
+                                                   foreign=foreign[t])
                 doc = result_doc(rd, t)
-                if rc != 0 or not doc:
+                if rc not in (0, 1) or not doc:
                     unavailable[t] = (f"make conformance TARGET={t} exited {rc}: {why_not(text)}")
                     continue
+                exits[t] = rc        # 1: some verdict fail/error; the time still counts
                 walls[t].append(wall)
                 cpus[t].append(cpu)
                 driver[t].append(doc.get("duration_s"))
                 summary[t] = doc.get("summary")
                 slow[t] = slowest_scenarios(doc)
+                if cold_direct:
+                    # the same run with an empty PKI folder of its own (UPTLS_PKI_OUT)
+                    env = dict(os.environ, UPTLS_PKI_OUT=os.path.join(tmp, f"pki-{t}-{i}"))
+                    rd = os.path.join(tmp, f"c-{t}-{i}")
+                    log(f"suite: make conformance TARGET={t}, cold PKI (run {i + 1}/{args.runs})")
+                    rc, wall, _, _ = bl.run_timed(make_conformance(t, rd, extra=extra), env=env)
+                    if rc in (0, 1) and result_doc(rd, t):
+                        colds[t].append(wall)
         # handshake counts from one KEEP=1 run per target (untimed)
         for t in PROXIES:
             entry = {"scenarios": sum((summary.get(t) or {}).values()) or None,
-                     "summary": summary.get(t), "slowest": slow.get(t)}
+                     "summary": summary.get(t), "slowest": slow.get(t),
+                     "exit": exits.get(t)}
             if t in unavailable:
                 entry["not_available"] = unavailable[t]
                 res["targets"][t] = entry
@@ -341,7 +359,9 @@ def section_suite(args, proxy_ok, proxy_built):
             entry.update({
                 "warm_wall_s": wall, "cpu_s": bl.stat(cpus[t]),
                 "driver_run_s": bl.stat(driver[t]),
-                "cold_wall_s": ({k: wall[k] + pki_cold["median"] for k in ("median", "min", "max")}
+                "foreign_cores": bl.stat(foreign[t]),
+                "cold_wall_s": (bl.stat(colds[t]) if cold_direct else
+                                {k: wall[k] + pki_cold["median"] for k in ("median", "min", "max")}
                                 if wall and pki_cold else None),
                 "handshakes": counts, "floor_cpu_s": fl, "floor_wall_s_sequential": flw,
                 "wall_over_floor": (wall["median"] / fl["median"]) if wall and fl else None,
@@ -354,7 +374,9 @@ def section_suite(args, proxy_ok, proxy_built):
                             "ECDHE, verification on): full handshakes for the run's full and "
                             "failed ones, resumed for its resumed ones, each with one GET; "
                             "CPU = the client's getrusage + the backend's utime+stime")
-        res["cold_how"] = "warm make conformance + uptls-certgen -f (median of each)"
+        res["cold_how"] = ("make conformance with UPTLS_PKI_OUT=<empty temporary folder>: "
+                           "the run builds its PKI" if cold_direct else
+                           "warm make conformance + uptls-certgen -f (median of each)")
         res["make_extra"] = list(extra)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -451,8 +473,11 @@ def parse_wrk(text):
 def wrk(port, path, seconds, conns=32):
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
             f"http://127.0.0.1:{port}{path}"]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    return parse_wrk(r.stdout), " ".join(argv)
+    rc, wall, cpu, text = bl.run_timed(argv, timeout=seconds + 60)
+    r = parse_wrk(text)
+    r["wrk_cpu_s"] = cpu
+    r["wall_s"] = wall
+    return r, " ".join(argv)
 
 
 def backend_log_counts(path):
@@ -498,14 +523,17 @@ def measure_load(which, load, d, conf, port, seconds, be, be_log):
         pids = pr.pids()
         if be_log:
             os.truncate(be_log, 0)
-        c0, b0 = bl.tree_cpu(pids), bl.cpu_seconds(be.pid)
+        c0, b0, s0 = bl.tree_cpu(pids), bl.cpu_seconds(be.pid), bl.system_busy_seconds()
         w, cmd = wrk(port, path, seconds)
-        c1, b1 = bl.tree_cpu(pids), bl.cpu_seconds(be.pid)
+        c1, b1, s1 = bl.tree_cpu(pids), bl.cpu_seconds(be.pid), bl.system_busy_seconds()
         hwm = [bl.vm_hwm_kib(p) for p in pids]
         alive = pr.alive()
         m = dict(w)
         m["cpu_s"] = c1 - c0
-        m["busy"] = (c1 - c0) / seconds          # cores the proxy kept busy
+        m["busy"] = (c1 - c0) / w["wall_s"]      # cores the proxy kept busy
+        # cores that processes other than the proxy, the backend and wrk kept busy
+        m["foreign_cores"] = max(0.0, (s1 - s0) - (c1 - c0) - (b1 - b0) - w["wrk_cpu_s"]) / \
+            w["wall_s"]
         m["cpu_us_per_req"] = (c1 - c0) / w["requests"] * 1e6 if w.get("requests") else None
         m["backend_cpu_us_per_req"] = ((b1 - b0) / w["requests"] * 1e6
                                        if w.get("requests") else None)
@@ -569,7 +597,7 @@ def section_load(args, proxy_ok):
                 entry["loads"][load] = {
                     k: bl.stat([m.get(k) for m in ms])
                     for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "peak_rss_mib",
-                              "backend_cpu_us_per_req", "busy")}
+                              "backend_cpu_us_per_req", "busy", "foreign_cores")}
                 up = [m["upstream"] for m in ms if m.get("upstream")]
                 if up:
                     entry["loads"][load]["upstream_per_request"] = {
@@ -727,10 +755,12 @@ def section_backend(args):
                 for s in order:
                     pr, port = servers[s]
                     pids = pr.pids()
-                    c0 = bl.tree_cpu(pids)
+                    c0, s0 = bl.tree_cpu(pids), bl.system_busy_seconds()
                     out = hsclient(args.client, port, n[mode], 2,
                                    ["-r"] if mode == "resumed" else [])
-                    c1 = bl.tree_cpu(pids)
+                    c1, s1 = bl.tree_cpu(pids), bl.system_busy_seconds()
+                    out["foreign_cores"] = max(0.0, (s1 - s0) - (c1 - c0) -
+                                               out["client_process_cpu_s"]) / out["wall_s"]
                     out["server_cpu_us_per_hs"] = (c1 - c0) / max(1, out["ok"]) * 1e6
                     out["rate"] = out["ok"] / out["wall_s"] if out["wall_s"] else None
                     raw[s][mode].append(out)
@@ -741,6 +771,7 @@ def section_backend(args):
                 outs = raw[s][mode]
                 e = {"rate_hs_per_s": bl.stat([o["rate"] for o in outs]),
                      "server_cpu_us_per_hs": bl.stat([o["server_cpu_us_per_hs"] for o in outs]),
+                     "foreign_cores": bl.stat([o["foreign_cores"] for o in outs]),
                      "n": n[mode], "failed": sum(o["failed"] for o in outs),
                      "resumed": sum(o["resumed"] for o in outs)}
                 errs = [o["first_error"] for o in outs if o.get("first_error")]
@@ -849,17 +880,24 @@ def goals(doc, args):
             base_why += (f"; upstream handshakes/request {ru['handshakes']:.3f} vs "
                          f"{nu['handshakes']:.3f}, resumed {ru['resumed_share'] * 100:.0f}% vs "
                          f"{nu['resumed_share'] * 100:.0f}%")
+        fr, fn = (rl.get("foreign_cores") or {}).get("median"), (nl.get("foreign_cores") or {}).get("median")
+        if fr is not None and fn is not None and abs(fr - fn) > 0.2:
+            base_why += (f"; CAUTION: other processes kept {fr:.2f} cores busy during the reference "
+                         f"runs vs {fn:.2f} during nginx's, so this comparison is skewed by the "
+                         f"machine, not only the proxies (re-run on a quiet machine)")
         if rl["busy"]["median"] < 0.9 * nl["busy"]["median"]:
             base_why += ("; the reference proxy is idle part of the time while nginx is not: "
                          "it waits (blocking call, serialised upstream connects, a timer) "
-                         "rather than computes")
+                         "rather than computes" +
+                         (", or other processes took its core" if fr and fr > 0.2 else ""))
         if inval:
             base_why += f"; load shape: reference: {rl.get('invalid', 'ok')}, nginx: {nl.get('invalid', 'ok')}"
         need = GOAL_C_X if k == "c" else 1.0
         rps_why = base_why
         if rps < need:
-            target_cpu = nl["cpu_us_per_req"]["median"] * nl["busy"]["median"] / \
-                max(1e-9, rl["busy"]["median"]) / need
+            # req/s = cores busy / CPU per request
+            target_cpu = nl["cpu_us_per_req"]["median"] * rl["busy"]["median"] / \
+                max(1e-9, nl["busy"]["median"]) / need
             rps_why = (f"{base_why}; at its current cores-busy, {need:.2f}x nginx needs "
                        f"<= {target_cpu:.0f} us CPU/request")
             if k == "c":
@@ -930,6 +968,11 @@ def table(doc):
     m = doc["machine"]
     L.append(f"uptls bench -- {m['nproc']} x {m['cpu']}, {m['openssl']}, nginx {m['nginx']}, "
              f"{doc['runs']} runs each: median [min-max]")
+    noise = doc.get("noise")
+    if noise and noise["max_foreign_cores"] > 0.2:
+        L.append(f"!! other processes kept up to {noise['max_foreign_cores']:.2f} cores busy (median "
+                 f"of a measurement; {noise['where']}): absolute figures are noisy, the paired "
+                 f"same-run ratios are the robust ones")
     s = doc.get("suite")
     if s:
         L.append("")
@@ -939,10 +982,12 @@ def table(doc):
                  f"{fmt(pk.get('cold_s'), 3)} s;  stamp check (warm): {fmt(pk.get('warm_check_s'), 3)} s")
         L.append(f"   {'':34}{'nginx':>28}{'reference':>28}")
         rows = [("scenarios", "scenarios", 0), ("warm wall s", "warm_wall_s", 2),
-                ("cold wall s (warm + PKI build)", "cold_wall_s", 2),
+                ("cold wall s (PKI built by the run)" if s.get("cold_how", "").startswith("make")
+                 else "cold wall s (warm + PKI build)", "cold_wall_s", 2),
                 ("CPU s (all processes)", "cpu_s", 2), ("driver run s (results)", "driver_run_s", 2),
                 ("floor CPU s (same handshakes)", "floor_cpu_s", 3),
-                ("wall / floor", "wall_over_floor", 1)]
+                ("wall / floor", "wall_over_floor", 1),
+                ("other processes, cores", "foreign_cores", 2)]
         for label, key, nd in rows:
             cells = []
             for t in PROXIES:
@@ -957,6 +1002,11 @@ def table(doc):
                        for k in ("full", "resumed", "failed")) if s["targets"].get(t, {}).get("handshakes")
               else "-" for t in PROXIES]
         L.append(f"   {'handshakes full/resumed/failed':34}{hs[0]:>28}{hs[1]:>28}")
+        vs = []
+        for t in PROXIES:
+            sm = s["targets"].get(t, {}).get("summary")
+            vs.append(" ".join(f"{k[:4]} {v}" for k, v in sm.items() if v) if sm else "-")
+        L.append(f"   {'verdicts (last timed run)':34}{vs[0]:>28}{vs[1]:>28}")
         for t in PROXIES:
             if s["targets"].get(t, {}).get("not_available"):
                 L.append(f"   reference not available: {s['targets'][t]['not_available']}"
@@ -971,7 +1021,8 @@ def table(doc):
             for label, key, nd in (("requests/s", "rps", 0), ("p50 ms", "p50_ms", 2),
                                    ("p99 ms", "p99_ms", 2), ("CPU us/request", "cpu_us_per_req", 1),
                                    ("peak RSS MiB", "peak_rss_mib", 1),
-                                   ("cores busy (CPU s / s)", "busy", 2)):
+                                   ("cores busy (CPU s / s)", "busy", 2),
+                                   ("other processes, cores", "foreign_cores", 2)):
                 cells = []
                 for p in PROXIES:
                     e = ld["proxies"].get(p, {})
@@ -1010,14 +1061,16 @@ def table(doc):
     if b and b.get("servers"):
         L.append("")
         L.append(f"4. Mock backend vs nginx as a TLS server (server-a); client: {b['client']}")
-        L.append(f"   {'':26}{'uptls-backend':>26}{'nginx':>26}{'backend/nginx':>15}")
+        L.append(f"   {'':30}{'uptls-backend':>26}{'nginx':>26}{'backend/nginx':>15}")
         for mode in ("full", "resumed"):
             for label, key, nd in (("handshakes/s", "rate_hs_per_s", 0),
-                                   ("server CPU us/hs", "server_cpu_us_per_hs", 0)):
+                                   ("server CPU us/hs", "server_cpu_us_per_hs", 0),
+                                   ("other processes, cores", "foreign_cores", 2)):
                 cells = [fmt(b["servers"][s][mode][key], nd) for s in ("uptls-backend", "nginx")]
-                rk = "rate" if key == "rate_hs_per_s" else "server_cpu_per_hs"
-                r = b["ratios_backend_over_nginx"][mode][rk]["of_medians"]
-                L.append(f"   {mode + ' ' + label:26}{cells[0]:>26}{cells[1]:>26}{r:>14.2f}x")
+                rk = {"rate_hs_per_s": "rate", "server_cpu_us_per_hs": "server_cpu_per_hs"}.get(key)
+                r = b["ratios_backend_over_nginx"][mode][rk]["of_medians"] if rk else None
+                rt = f"{r:.2f}x" if r else ""
+                L.append(f"   {mode + ' ' + label:30}{cells[0]:>26}{cells[1]:>26}{rt:>15}")
             for s in ("uptls-backend", "nginx"):
                 e = b["servers"][s][mode]
                 if e.get("failed"):
@@ -1086,6 +1139,27 @@ def proxy_builds():
     return r.returncode == 0 and os.access(PROXY, os.X_OK)
 
 
+def noise_summary(doc):
+    """The largest median 'other processes' load seen by any measurement."""
+    seen = []
+    for t, e in (doc.get("suite") or {}).get("targets", {}).items():
+        if e.get("foreign_cores"):
+            seen.append((e["foreign_cores"]["median"], f"suite {t}"))
+    for p, e in (doc.get("load") or {}).get("proxies", {}).items():
+        for k, m in e.get("loads", {}).items():
+            if m.get("foreign_cores"):
+                seen.append((m["foreign_cores"]["median"], f"load {k} {p}"))
+    for srv, e in (doc.get("backend") or {}).get("servers", {}).items():
+        for mode, m in e.items():
+            if m.get("foreign_cores"):
+                seen.append((m["foreign_cores"]["median"], f"backend {mode} {srv}"))
+    if not seen:
+        return None
+    v, where = max(seen)
+    return {"max_foreign_cores": v, "where": where,
+            "loadavg_at_end": open("/proc/loadavg").read().split()[:3]}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -1117,7 +1191,11 @@ def main():
             doc["ceiling"] = section_ceiling(args)
         if "backend" in only:
             doc["backend"] = section_backend(args)
-        if "load" in only:
+        if "load" in only and not shutil.which("wrk"):
+            doc["load"] = {"loads": LOADS, "wrk": "wrk", "proxies": {
+                p: {"not_available": "wrk is not installed (apt-get install wrk)"}
+                for p in PROXIES}}
+        elif "load" in only:
             load_res = section_load(args, ok)
             doc["load"] = {k: v for k, v in load_res.items() if not k.startswith("_")}
         if "suite" in only:
@@ -1127,6 +1205,7 @@ def main():
     finally:
         if load_res:
             load_cleanup(load_res)
+    doc["noise"] = noise_summary(doc)
     doc["bench_wall_s"] = round(time.monotonic() - t0, 1)
     text = table(doc)
     doc["table"] = text

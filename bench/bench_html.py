@@ -129,7 +129,7 @@ def render(doc):
     s = doc.get("suite")
     if s:
         groups = []
-        for key, label in (("warm_wall_s", "warm wall"), ("cold_wall_s", "cold (+ PKI build)"),
+        for key, label in (("warm_wall_s", "warm wall"), ("cold_wall_s", "cold PKI"),
                            ("cpu_s", "CPU, all processes"), ("floor_cpu_s", "handshake floor CPU")):
             groups.append((label, {t: s["targets"].get(t, {}).get(key)
                                    for t in ("nginx", "reference")}))

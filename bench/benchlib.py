@@ -84,6 +84,14 @@ def tree_cpu(pids):
     return sum(c for c in (cpu_seconds(p) for p in pids) if c is not None)
 
 
+def system_busy_seconds():
+    """CPU seconds all processes of the machine used so far (every core:
+    user, nice, system, irq, softirq, steal; not idle or iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / CLK_TCK
+
+
 def vm_hwm_kib(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -199,9 +207,11 @@ def wait_http(port, path="/", timeout=5.0):
     return None, last
 
 
-def run_timed(argv, env=None, timeout=600, cwd=None):
+def run_timed(argv, env=None, timeout=600, cwd=None, foreign=None):
     """Run to completion; (returncode, wall_s, cpu_s of it and its reaped
-    descendants, stdout+stderr text)."""
+    descendants, stdout+stderr text). foreign: a list that gets the cores
+    other processes of the machine kept busy meanwhile."""
+    sys0 = system_busy_seconds()
     t0 = time.monotonic()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL, env=env, cwd=cwd)
@@ -216,6 +226,9 @@ def run_timed(argv, env=None, timeout=600, cwd=None):
     timer.cancel()
     wall = time.monotonic() - t0
     th.join(timeout=5)
+    cpu = ru.ru_utime + ru.ru_stime
+    if foreign is not None and wall > 0:
+        foreign.append(max(0.0, (system_busy_seconds() - sys0 - cpu) / wall))
     p.returncode = os.waitstatus_to_exitcode(status)
     text = out[0].decode(errors="replace") if out else ""
-    return p.returncode, wall, ru.ru_utime + ru.ru_stime, text
+    return p.returncode, wall, cpu, text
