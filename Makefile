@@ -32,6 +32,8 @@ include harness/backend.mk
 include reference-proxy/proxy.mk
 include reports/reports.mk
 include bench/bench.mk
+-include fuzz/fuzz.mk
+-include soak/soak.mk
 
 $(BIN):
 	mkdir -p $(BIN)
@@ -63,6 +65,11 @@ test: all
 	$(PYTHON) -m pytest -q
 	$(MAKE) --no-print-directory conformance TARGET=nginx REPORT_DIR=$(REPORT_DIR)
 	$(MAKE) --no-print-directory conformance TARGET=reference REPORT_DIR=$(REPORT_DIR)
+
+# ASan+UBSan builds of the three C programs in build/asan/bin, the catalogue
+# and their own tests against them; any sanitizer report fails (soak/soak.mk).
+.PHONY: asan
+asan: asan-run
 
 clean:
 	rm -rf $(BIN) build fixtures/out reports/out

@@ -1,11 +1,13 @@
 #!/bin/sh
-# Installs the Debian/Ubuntu packages uptls needs (make deps). Idempotent:
+# Installs the Debian/Ubuntu packages uptls needs (make deps). libclang-rt-dev:
+# the libFuzzer and sanitizer runtimes for clang (make fuzz), only a
+# Recommends of clang, which --no-install-recommends skips. Idempotent:
 # apt-get skips what is already there. Package installs must not start the
 # system's nginx/apache2 on port 80 for us: a policy-rc.d that denies
 # service starts is in place only while apt-get runs.
 set -eu
 PKGS="build-essential pkg-config libssl-dev libevent-dev openssl python3 python3-pytest
-      nginx-light libnginx-mod-stream haproxy apache2 wrk valgrind clang chromium"
+      nginx-light libnginx-mod-stream haproxy apache2 wrk valgrind clang libclang-rt-dev chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -5,12 +5,14 @@
   fuzz targets built with $(CC) -fsanitize=address,undefined and a plain main
   (make fuzz-replay's build: no libFuzzer needed), each within a time limit;
 - one regression test per bug that fuzzing found, on the real program;
-- the valgrind run (make valgrind) is too slow for make test: it is run by
-  .ci/run and checked here only when UPTLS_VALGRIND=1.
+- valgrind over the catalogue and over 10,000 requests through uptls-proxy
+  to uptls-backend over TLS: too slow for make test, so skipped unless
+  UPTLS_VALGRIND=1 (make valgrind, which .ci/run calls).
 """
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -88,3 +90,101 @@ def test_include_of_itself_is_an_error_not_a_hang(proxy_bin, tmp_path):
     r = proxy_t(proxy_bin, tmp_path, "events {}\nhttp { include a.conf; include a.conf; }\n",
                 {"a.conf": "server { listen 127.0.0.1:1; }\n"})
     assert r.returncode == 0, r.stderr
+
+
+# ---- valgrind (make valgrind; UPTLS_VALGRIND=1) ------------------------------------------------
+
+VALGRIND = os.environ.get("UPTLS_VALGRIND") == "1"
+VG_DIR = ROOT / "build" / "valgrind"
+VG_OPTS = ("--tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect "
+           "--errors-for-leak-kinds=definite,indirect --num-callers=30 --track-fds=no")
+
+
+def vg_wrappers(name):
+    """A bin folder whose uptls-proxy and uptls-backend run the real ones
+    under memcheck, one log per process (%p); uptls-certgen is the real one
+    (fixtures/test_certgen.py runs it under valgrind itself)."""
+    bindir, logdir = VG_DIR / name / "bin", VG_DIR / name / "logs"
+    subprocess.run(["rm", "-rf", str(VG_DIR / name)], check=True)
+    bindir.mkdir(parents=True)
+    logdir.mkdir(parents=True)
+    for prog in ("uptls-proxy", "uptls-backend"):
+        w = bindir / prog
+        w.write_text(f"#!/bin/sh\nexec valgrind {VG_OPTS} --log-file={logdir}/%p.{prog}.log "
+                     f"{ROOT}/bin/{prog} \"$@\"\n")
+        w.chmod(0o755)
+    (bindir / "uptls-certgen").symlink_to(ROOT / "bin" / "uptls-certgen")
+    return bindir, logdir
+
+
+def vg_summary(logdir, title):
+    """Per program: processes, errors, bytes definitely/indirectly lost.
+    A log with no ERROR SUMMARY (a process killed before exiting) counts as
+    incomplete; `uptls-proxy -v`/`-t` runs count like any other."""
+    import re
+    per = {}
+    bad = []
+    for f in sorted(logdir.glob("*.log")):
+        prog = f.name.split(".", 1)[1].rsplit(".", 1)[0]
+        text = f.read_text(errors="replace")
+        s = per.setdefault(prog, {"processes": 0, "errors": 0, "definitely_lost": 0,
+                                  "indirectly_lost": 0, "incomplete": 0})
+        s["processes"] += 1
+        m = re.search(r"ERROR SUMMARY: ([\d,]+) errors", text)
+        if m is None:
+            s["incomplete"] += 1
+            bad.append(f"{f.name}: no ERROR SUMMARY (killed?)\n{text[-1500:]}")
+            continue
+        n = int(m.group(1).replace(",", ""))
+        s["errors"] += n
+        for key, label in (("definitely_lost", "definitely lost"),
+                           ("indirectly_lost", "indirectly lost")):
+            m = re.search(label + r": ([\d,]+) bytes", text)
+            if m:
+                s[key] += int(m.group(1).replace(",", ""))
+        if n:
+            bad.append(f"{f.name}: {n} errors\n{text[-6000:]}")
+    lines = [f"valgrind, {title}:"]
+    for prog, s in sorted(per.items()):
+        lines.append(f"  {prog}: {s['processes']} processes, {s['errors']} errors, "
+                     f"{s['definitely_lost']} bytes definitely lost, "
+                     f"{s['indirectly_lost']} bytes indirectly lost, {s['incomplete']} incomplete")
+    text = "\n".join(lines)
+    with open(VG_DIR / "summary.txt", "a") as out:
+        out.write(text + "\n")
+    print(text)
+    return per, bad
+
+
+@pytest.mark.skipif(not VALGRIND, reason="slow: make valgrind (UPTLS_VALGRIND=1)")
+def test_valgrind_catalogue():
+    bindir, logdir = vg_wrappers("catalogue")
+    t0 = time.monotonic()
+    r = subprocess.run(["make", "--no-print-directory", "conformance", "TARGET=reference",
+                        f"TARGET_BIN={bindir}/uptls-proxy", f"REPORT_DIR={VG_DIR}/catalogue/report"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=1500,
+                       env={**os.environ, "UPTLS_BIN_DIR": str(bindir)})
+    took = time.monotonic() - t0
+    per, bad = vg_summary(logdir, f"the catalogue against the reference proxy ({took:.0f} s, "
+                                  f"make conformance exit {r.returncode})")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert per.get("uptls-proxy", {}).get("processes", 0) >= 2
+    assert per.get("uptls-backend", {}).get("processes", 0) >= 2
+    assert not bad, "\n\n".join(bad)[:20000]
+
+
+@pytest.mark.skipif(not VALGRIND, reason="slow: make valgrind (UPTLS_VALGRIND=1)")
+def test_valgrind_10000_requests_through_the_proxy():
+    bindir, logdir = vg_wrappers("requests")
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "soak/soak.py", "--bin-dir", str(bindir),
+                        "--requests", "10000", "--connections", "16", "--warmup", "0",
+                        "--no-kill", "--fresh-every", "10", "--no-resource-check",
+                        "--max-seconds", "600"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    took = time.monotonic() - t0
+    print(r.stdout)
+    per, bad = vg_summary(logdir, f"10,000 requests (1 in 10 on a new TLS connection), "
+                                  f"16 connections ({took:.0f} s, soak exit {r.returncode})")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert not bad, "\n\n".join(bad)[:20000]
