@@ -161,6 +161,32 @@ fuzz_split(const uint8_t **data, size_t *size)
     return *size ? cut % (*size + 1) : 0;
 }
 
+/* An oracle besides the sanitizers: the first message head the proxy wrote
+ * (to the client, to the upstream) has every line ended by CRLF and holds no
+ * bare CR, bare LF or NUL (RFC 9112 2.2, RFC 9110 5.5: a proxy must not
+ * forward them, another parser may read them as line ends). */
+static void
+fuzz_check_head(struct evbuffer *b, const char *who)
+{
+    size_t len = evbuffer_get_length(b), i, end;
+    const char *p = (const char *) evbuffer_pullup(b, -1);
+    const char *stop;
+
+    if (len == 0) {
+        return;
+    }
+    stop = memmem(p, len, "\r\n\r\n", 4);
+    end = stop ? (size_t) (stop - p) + 4 : len;
+    for (i = 0; i < end; i++) {
+        if (p[i] == '\0' || (p[i] == '\r' && (i + 1 >= len || p[i + 1] != '\n'))
+            || (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))) {
+            fprintf(stderr, "fuzz: bare CR, LF or NUL at byte %zu of the head sent to %s:\n%.*s\n",
+                i, who, (int) end, p);
+            abort();
+        }
+    }
+}
+
 /* The upstream connection the client waits for is made: the request is
  * written to its (socketless) output. */
 static FUZZ_UNUSED void
@@ -168,6 +194,9 @@ fuzz_upstream_connected(struct proxy_client *c)
 {
     if (c->up != NULL && !c->up->connected) {
         proxy_up_connect_event_cb(c->up->bev, BEV_EVENT_CONNECTED, c);
+        if (fuzz_client_alive(c) && c->up != NULL) {
+            fuzz_check_head(bufferevent_get_output(c->up->bev), "the upstream");
+        }
     }
 }
 
@@ -203,6 +232,10 @@ fuzz_client_done(struct proxy_client *c)
         }
         event_base_loop(fuzz_w.base, EVLOOP_NONBLOCK);
         return;
+    }
+    fuzz_check_head(bufferevent_get_output(c->bev), "the client");
+    if (c->up) {
+        fuzz_check_head(bufferevent_get_output(c->up->bev), "the upstream");
     }
     if (getenv("FUZZ_DEBUG")) {
         struct evbuffer *o = bufferevent_get_output(c->bev);
