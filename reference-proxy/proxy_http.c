@@ -260,6 +260,17 @@ proxy_client_log(struct proxy_client *c, int level, const char *fmt, ...)
     (void) 0;
 }
 
+/* A request or response line (CRLF or LF already removed) with a bare CR or
+ * a NUL: RFC 9112 2.2 and RFC 9110 5.5 say reject it (or replace them with
+ * SP) rather than forward it; another parser may take a bare CR for a line
+ * end (header injection, response splitting), and a NUL would cut the C
+ * string the field is kept in. nginx answers 400 / 502 "invalid header". */
+static int
+proxy_line_bad(const char *line, size_t n)
+{
+    return memchr(line, '\r', n) != NULL || memchr(line, '\0', n) != NULL;
+}
+
 /* ---- chunked transfer coding ------------------------------------------------------------ */
 
 /* Decodes from in to out. Returns 1 at the end of the body, 0 when it needs
@@ -1250,6 +1261,12 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
                 "response header from upstream");
             return;
         }
+        if (proxy_line_bad(line, n)) {
+            free(line);
+            proxy_upstream_fail(c, 0, "upstream sent invalid header (a bare CR or a NUL) "
+                "while reading response header from upstream");
+            return;
+        }
         if (!c->resp_got_status) {
             if (strncmp(line, "HTTP/1.", 7) != 0 || !isdigit((unsigned char) line[7])
                 || line[8] != ' ' || !isdigit((unsigned char) line[9])
@@ -1504,6 +1521,14 @@ proxy_client_process(struct proxy_client *c)
         c->header_bytes += n + 2;
         if (c->header_bytes > PROXY_MAX_HEADER) {
             free(line);
+            proxy_client_respond(c, 400, NULL, NULL);
+            return;
+        }
+        if (proxy_line_bad(line, n)) {
+            free(line);
+            c->state = PROXY_C_UPSTREAM;
+            proxy_client_log(c, PROXY_LOG_INFO, "client sent a bare CR or a NUL while "
+                "reading client request %s", c->got_request_line ? "headers" : "line");
             proxy_client_respond(c, 400, NULL, NULL);
             return;
         }

@@ -188,3 +188,99 @@ def test_valgrind_10000_requests_through_the_proxy():
                                   f"16 connections ({took:.0f} s, soak exit {r.returncode})")
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert not bad, "\n\n".join(bad)[:20000]
+
+
+def _proxy_run(proxy_bin, tmp_path, server_block):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"error_log {tmp_path}/error.log info;\nevents {{}}\nhttp {{ server {{ "
+                    f"listen 127.0.0.1:{port}; {server_block} }} }}\n")
+    p = subprocess.Popen([str(proxy_bin), "-p", str(tmp_path), "-c", str(conf),
+                          "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return p, port
+
+
+def _exchange(port, data):
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        c.sendall(data)
+        out = b""
+        while b"\r\n\r\n" not in out:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def _stop(p):
+    p.terminate()
+    p.wait(timeout=10)
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\rInjected: 1\r\n\r\n",     # bare CR in a field
+    b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n",              # NUL in a field
+    b"GET /a\rb HTTP/1.1\r\nHost: a\r\n\r\n",                         # bare CR in the target
+], ids=["bare-cr-field", "nul-field", "bare-cr-target"])
+def test_request_with_bare_cr_or_nul_is_refused(proxy_bin, tmp_path, request_bytes):
+    # fuzz/regressions/proxy_request/*: forwarded as is, a bare CR is a line
+    # end to some upstream parsers (header injection); a NUL cut the field.
+    # RFC 9112 2.2 / RFC 9110 5.5: reject. nginx answers 400.
+    p, port = _proxy_run(proxy_bin, tmp_path, "location / { return 200 ok; }")
+    try:
+        assert _exchange(port, request_bytes).startswith(b"HTTP/1.1 400 "), request_bytes
+        assert _exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").startswith(b"HTTP/1.1 200 ")
+    finally:
+        _stop(p)
+
+
+@pytest.mark.parametrize("response_bytes", [
+    b"HTTP/1.1 200 OK\r\nX-A: a\rSet-Cookie: x=1\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\rSet-Cookie: x=1\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n",
+], ids=["bare-cr-field", "bare-cr-status-line", "nul-field"])
+def test_response_with_bare_cr_or_nul_is_a_502(proxy_bin, tmp_path, response_bytes):
+    # fuzz/regressions/proxy_response/*: a bare CR from the upstream reached
+    # the client (response splitting); now "upstream sent invalid header", 502.
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    srv.settimeout(10)
+
+    def upstream():
+        try:
+            c, _ = srv.accept()
+            with c:
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    buf += c.recv(4096)
+                c.sendall(response_bytes)
+                time.sleep(0.3)
+        except OSError:
+            pass
+    t = threading.Thread(target=upstream, daemon=True)
+    t.start()
+    p, port = _proxy_run(proxy_bin, tmp_path,
+                         f"location / {{ proxy_pass http://127.0.0.1:{srv.getsockname()[1]}; }}")
+    try:
+        out = _exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 502 "), out
+        assert b"Set-Cookie" not in out and b"X-A" not in out, out
+    finally:
+        _stop(p)
+        t.join(5)
+        srv.close()
+    assert "upstream sent invalid header" in (tmp_path / "error.log").read_text()
