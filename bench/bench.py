@@ -90,7 +90,7 @@ def machine():
     ngv = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
     return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(),
-            "openssl": ossl, "nginx": ngv.replace("nginx version: ", ""),
+            "openssl": ossl, "nginx": ngv.replace("nginx version: ", "").replace("nginx/", ""),
             "wrk": (wrk.stdout + wrk.stderr).split("Copyright")[0].strip(),
             "loadavg_at_start": open("/proc/loadavg").read().split()[:3]}
 
