@@ -9,6 +9,7 @@ import time
 import tomllib
 
 from .. import UptlsError
+from ..verdict import FAIL_KINDS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -112,9 +113,31 @@ class Target:
                 if key not in d:
                     raise UptlsError(f"{path}: every [[deviation]] needs scenario, reason "
                                      f"and source; one lacks '{key}'")
-            out[d["scenario"]] = {"reason": d["reason"], "source": d["source"]}
+            # A "~wrongN" entry explains why a wrong-way variant cannot fail on
+            # this target (read by tests/test_targets.py): it has no kind.
+            if "~wrong" not in d["scenario"] and d.get("kind") not in FAIL_KINDS:
+                raise UptlsError(f"{path}: deviation '{d['scenario']}': 'kind' must be one of "
+                                 f"{', '.join(FAIL_KINDS)} (the way the scenario fails), "
+                                 f"not {d.get('kind')!r}")
+            unknown = set(d) - {"scenario", "reason", "source", "kind", "step"}
+            if unknown:
+                raise UptlsError(f"{path}: deviation '{d['scenario']}': unknown key(s) "
+                                 f"{sorted(unknown)}")
+            if d["scenario"] in out:
+                raise UptlsError(f"{path}: deviation '{d['scenario']}' is listed twice")
+            out[d["scenario"]] = {k: d[k] for k in ("reason", "source", "kind", "step") if k in d}
         self._deviations = out
         return out
+
+    def check_deviations(self, scenario_ids):
+        """Every listed deviation names a scenario of the catalogue (or one of
+        its wrong-way variants, id~wrongN): a typo would silently explain nothing."""
+        known = set(scenario_ids)
+        bad = [sid for sid in self.deviations() if sid.split("~wrong")[0] not in known]
+        if bad:
+            where = self.deviations_file or f"{self.name}.deviations.toml"
+            raise UptlsError(f"{where}: deviation(s) for unknown scenario id(s): "
+                             f"{', '.join(sorted(bad))}")
 
     # -- process handling shared by all -------------------------------------------
     def start(self, run_dir, units):
