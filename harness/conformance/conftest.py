@@ -51,6 +51,10 @@ def pytest_configure(config):
         config._uptls_pki = pki_mod.build()
         cat = sc_mod.load_catalogue(o.scenario_dir or sc_mod.SCENARIO_DIR,
                                     entities=config._uptls_pki.entities)
+        if not o.scenario_dir:
+            config._uptls_target.check_deviations([s.id for s in cat])
+        # The sanity scenario runs first whatever SCENARIOS/SHARD select.
+        config._uptls_sanity = {s.id: s for s in cat if s.id == "sanity/plain-handshake"}
         if o.scenarios:
             cat = sc_mod.select(cat, o.scenarios)
         if o.shard:
@@ -105,8 +109,9 @@ def results(request):
         selected = [item.callspec.params["scenario_id"] for item in request.session.items
                     if hasattr(item, "callspec") and "scenario_id" in item.callspec.params]
         # The sanity scenario always runs first, selected or not.
-        ids = set(selected) | ({"sanity/plain-handshake"} & set(config._uptls_catalogue))
-        scenarios = [config._uptls_catalogue[i] for i in sorted(ids)]
+        pool = {**config._uptls_sanity, **config._uptls_catalogue}
+        ids = set(selected) | set(config._uptls_sanity)
+        scenarios = [pool[i] for i in sorted(ids)]
         tr = config.pluginmanager.get_plugin("terminalreporter")
         capman = config.pluginmanager.get_plugin("capturemanager")
 
@@ -148,5 +153,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"  {kind:5} {path}")
     if doc.get("run_dir"):
         terminalreporter.write_line(f"  run folder kept: {doc['run_dir']}")
+    for sid in doc.get("stale_deviations", []):
+        terminalreporter.write_line(f"  stale deviation: {sid} is listed as a deviation but "
+                                    "passes (STRICT=1 makes this fail the run)", yellow=True)
+    for line in doc.get("target_alerts", []):
+        terminalreporter.write_line(f"  target log alert (fails the run): {line.strip()}",
+                                    red=True)
     for line in getattr(config, "_uptls_baseline_lines", None) or []:
         terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """An [alert]/[emerg] or sanitizer line that names no scenario (a worker
+    that crashed, say) still fails the run."""
+    doc = getattr(session.config, "_uptls_doc", None)
+    if doc and doc.get("target_alerts") and session.exitstatus == 0:
+        session.exitstatus = 1

@@ -32,9 +32,12 @@ class BackendProcess:
         """Start the process. Call from the main thread: uptls-backend sets
         PR_SET_PDEATHSIG, which fires when the *thread* that forked it ends."""
         try:
-            self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+            # stderr to a file: a pipe nobody drains could block a backend
+            # writing a long sanitizer report at exit.
+            self.stderr_path = self.log_path + ".stderr"
+            with open(self.stderr_path, "wb") as err:
+                self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=err,
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as e:
             raise UptlsError(f"backend {self.name}: cannot run {self.argv[0]}: {e.strerror}") \
                 from None
@@ -56,14 +59,18 @@ class BackendProcess:
             msg = json.loads(line.decode().splitlines()[0])
             self.port = int(msg["port"])
         except (ValueError, KeyError, IndexError, UnicodeDecodeError):
-            err = b""
             self.stop()
-            if self.proc.stderr:
-                err = self.proc.stderr.read()
             raise UptlsError(f"backend {self.name} did not start: "
-                             f"{err.decode(errors='replace').strip() or line!r} "
+                             f"{self.stderr_tail() or line!r} "
                              f"(command: {' '.join(self.argv)})") from None
         return self
+
+    def stderr_tail(self, n=2000):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read()[-n:].decode(errors="replace").strip()
+        except (OSError, AttributeError):
+            return ""
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

@@ -27,6 +27,7 @@ from .verdict import check_step, observed_view, summarize
 SANITY_ID = "sanity/plain-handshake"
 REQUEST_TIMEOUT = 15.0    # the rendered proxy timeouts are 5 s connect, 10 s read
 MAX_BODY = 1 << 20
+SETTLE_TIMEOUT = 5.0
 SCENARIO_TIMEOUT = 90.0   # a whole scenario; a hanging target cannot stall a run
 WORKERS = 8
 
@@ -162,16 +163,19 @@ class Run:
         return [b[0] for b in batches]
 
     def _run_batch(self, jobs):
-        try:
-            # In this thread: see BackendProcess.spawn.
-            for job in jobs:
+        # In this thread: see BackendProcess.spawn. A backend that will not
+        # start (a bad cipher string, say) errors its scenario, not the batch.
+        started = []
+        for job in jobs:
+            try:
                 self._start_backends(job)
-        except UptlsError as e:
-            self._stop_backends(jobs)
-            for job in jobs:
-                if job.result is None:
-                    job.result = self._result(job, "error", f"backend did not start: {e}")
-                    self.progress(job.result)
+                started.append(job)
+            except UptlsError as e:
+                self._stop_backends([job])
+                job.result = self._result(job, "error", f"backend did not start: {e}")
+                self.progress(job.result)
+        jobs = started
+        if not jobs:
             return
         units = [u for j in jobs for u in j.units.values()]
         batch_dir = tempfile.mkdtemp(prefix="target-", dir=self.run_dir)
@@ -258,6 +262,7 @@ class Run:
                 expect["offered_versions"] = protos
                 expect["_default_source"] = source
             marks = {n: len(b.events()) for n, b in job.backends.items()}
+            crashes = getattr(self, "crashes", 0)
             responses = []
             for r in range(1, step.requests + 1):
                 if not self.target.alive():
@@ -267,9 +272,19 @@ class Run:
                     return self._result(job, "error", f"scenario timeout ({SCENARIO_TIMEOUT:.0f} s)")
                 responses.append(self._request(unit, f"{unit.prefix}step{i}/req{r}"))
             conns = self._settle(job, marks)
+            # A target that died (or was restarted) under this step decides
+            # nothing: its "refusals" were a crash.
+            if not self.target.alive() or getattr(self, "crashes", 0) != crashes:
+                return self._result(job, "error", f"the target died during step {i} "
+                                                  f"({self.target.log_tail(3)})")
             dead = [n for n, b in job.backends.items() if not b.alive()]
             if dead:
-                return self._result(job, "error", f"backend(s) {dead} exited during the step")
+                return self._result(job, "error", f"backend(s) {dead} exited during step {i}: "
+                                    + "; ".join(job.backends[n].stderr_tail() for n in dead))
+            if conns is None:
+                return self._result(job, "error", f"step {i}: the backends' observations did "
+                                    "not settle (a connection accepted but no handshake outcome "
+                                    f"within {SETTLE_TIMEOUT:.0f} s)")
             fails = check_step({k: v for k, v in expect.items() if not k.startswith("_")},
                                responses, conns, self.pki, self.target)
             steps_out.append({"step": i, "location": step.location, "expected": expect,
@@ -285,10 +300,15 @@ class Run:
             res["fail_kind"] = fails[0].kind
             res["reason"] = f"step {i}: " + "; ".join(f.message for f in fails)
             dev = self.target.deviations().get(sc.id) if not job.variant else None
-            if dev:
+            if dev and dev["kind"] == fails[0].kind and dev.get("step", i) == i:
                 res["verdict"] = "deviation"
                 res["deviation"] = dev
                 res["reason"] = f"known deviation: {dev['reason']} ({dev['source']}) -- {res['reason']}"
+            elif dev:
+                # A listed deviation explains one failure, not any failure.
+                res["reason"] += (f" [a deviation is listed for this scenario, but for "
+                                  f"{dev['kind']} at step {dev.get('step', 'any')}: this "
+                                  "failure is not the one it explains]")
         else:
             if sc.note:
                 res["verdict"] = "note"
@@ -336,17 +356,20 @@ class Run:
         out["time_ms"] = round((time.monotonic() - t0) * 1000, 1)
         return out
 
-    def _settle(self, job, marks, timeout=1.0):
-        """The step's connections, once every accepted one has a handshake outcome."""
-        deadline = time.monotonic() + timeout
+    def _settle(self, job, marks, timeout=None):
+        """The step's connections, once every accepted one has a handshake
+        outcome; None if they do not settle in time."""
+        deadline = time.monotonic() + (timeout or SETTLE_TIMEOUT)
         while True:
             events = []
             for n, b in job.backends.items():
                 events += b.events()[marks[n]:]
             accepts = sum(1 for e in events if e.get("event") == "accept")
             outcomes = sum(1 for e in events if e.get("event") == "handshake")
-            if accepts <= outcomes or time.monotonic() > deadline:
+            if accepts <= outcomes:
                 return summarize(events)
+            if time.monotonic() > deadline:
+                return None
             time.sleep(0.01)
 
     def _result(self, job, verdict, reason):
@@ -400,6 +423,9 @@ def run(target, scenarios, pki, keep=False, progress=None, variants=False):
            "target_detail": info.get("detail"),
            "started": started, "duration_s": round(r.duration, 2),
            "summary": summary, "scenarios": results}
+    stale = [res["id"] for res in results if res.get("stale_deviation")]
+    if stale:
+        doc["stale_deviations"] = stale
     if getattr(r, "unattributed_alerts", None):
         doc["target_alerts"] = r.unattributed_alerts[:50]
     if keep:
