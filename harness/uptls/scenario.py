@@ -117,6 +117,7 @@ WRONG_KEYS = {
     "proxy": (dict, "settings overriding the scenario's [proxy] (or every location)"),
     "drop": (list, "settings removed from the scenario's locations"),
     "fault": (str, "uptls-proxy fault switch that breaks the checked directive"),
+    "fails_at_step": (int, "the step whose expectation the variant must break (default: any)"),
 }
 TOP_KEYS = {
     "title": (str, "one line"),
@@ -171,6 +172,7 @@ class Wrong:
     proxy: dict
     drop: tuple
     fault: str | None
+    fails_at_step: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,8 +371,11 @@ def load_file(path, root=SCENARIO_DIR, entities=None):
                 errors.append(f"{_where(path)}: {where}drop: unknown setting '{k}'")
         if not (w.get("proxy") or w.get("drop") or w.get("fault")):
             errors.append(f"{_where(path)}: {where}changes nothing (needs proxy, drop or fault)")
+        if "fails_at_step" in w and not 1 <= w["fails_at_step"] <= len(data["step"]):
+            errors.append(f"{_where(path)}: {where}fails_at_step must name one of the "
+                          f"{len(data['step'])} step(s)")
         wrong.append(Wrong(w.get("why", ""), w.get("proxy", {}), tuple(w.get("drop", [])),
-                           w.get("fault")))
+                           w.get("fault"), w.get("fails_at_step")))
 
     if entities is not None:
         refs = [(f"[[backend]] {b.name}: certificate", b.certificate) for b in backends]
