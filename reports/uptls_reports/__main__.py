@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -50,13 +51,23 @@ def run_target(name, binary, report_dir, make_args, timeout, subdir=None):
     shutil.rmtree(out, ignore_errors=True)  # no stale result may stand in for this run
     cmd = ["make", "-s", "--no-print-directory", "-C", ROOT, "conformance", f"TARGET={name}",
            f"REPORT_DIR={os.path.abspath(out)}", f"TARGET_BIN={binary or ''}", *make_args]
-    print(f"uptls compare: {name}: {' '.join(cmd[4:])}", flush=True)
+    print(f"uptls compare: {name}: make conformance {' '.join(cmd[6:])}", flush=True)
     t0 = time.monotonic()
+    # Its own process group: on a timeout the whole run (make, pytest, the
+    # target) is stopped, not just make.
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL, errors="replace", start_new_session=True)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, errors="replace")
+        out_s, err_s = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
         return None, f"make conformance did not finish within {timeout} s"
+    proc = subprocess.CompletedProcess(cmd, p.returncode, out_s, err_s)
     path = os.path.join(out, f"{name}.json")
     took = time.monotonic() - t0
     if os.path.exists(path):
