@@ -64,7 +64,7 @@ def test_killed_harness_leaves_no_process(tmp_path):
         "t = targets.get('nginx')\n"
         "def progress(res):\n"
         "    print('started', flush=True); time.sleep(60)\n"
-        "run(t, list(catalogue()), pki(), progress=progress)\n")
+        f"run(t, list(catalogue()), pki(), progress=progress, run_root={str(tmp_path)!r})\n")
     p = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL)
     assert p.stdout.readline().strip() == b"started"

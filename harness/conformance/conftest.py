@@ -42,6 +42,12 @@ def _die(config, msg):
 
 def pytest_configure(config):
     o = config.option
+    # No earlier result may stand in for this run if it stops early.
+    for ext in ("json", "junit.xml", "md", "html", "baseline.md"):
+        try:
+            os.remove(os.path.join(o.report_dir, f"{o.target}.{ext}"))
+        except OSError:
+            pass
     try:
         config._uptls_target = targets.get(o.target, o.target_bin or None)
         config._uptls_target.find_binary()

@@ -408,12 +408,13 @@ class SanityError(UptlsError):
     pass
 
 
-def run(target, scenarios, pki, keep=False, progress=None, variants=False):
+def run(target, scenarios, pki, keep=False, progress=None, variants=False, run_root=None):
     """Run scenarios against a target; return the results document (schema uptls-results/1)."""
     target.find_binary()
     info = target.version_info()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    r = Run(target, scenarios, pki, keep=keep, progress=progress, variants=variants)
+    r = Run(target, scenarios, pki, keep=keep, progress=progress, variants=variants,
+            run_root=run_root)
     results = r.execute()
     summary = {v: 0 for v in ("pass", "fail", "deviation", "note", "unsupported", "error")}
     for res in results:
