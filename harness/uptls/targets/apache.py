@@ -63,7 +63,6 @@ Mapping of the abstract settings (meanings: the nginx directives'):
   member; 0 or absent -> disablereuse=On.
 """
 
-import ipaddress
 import os
 import re
 import signal
@@ -71,18 +70,11 @@ import subprocess
 
 from .base import Target
 from .haproxy import checks_default_protocols, find_executable
+from .nginx import is_ip
 
 DOCS = "mod_ssl.xml"
 MODULES = ["mpm_event", "authz_core", "headers", "proxy", "proxy_http", "proxy_balancer",
            "slotmem_shm", "lbmethod_byrequests", "ssl", "socache_shmcb"]
-
-
-def is_ip(host):
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-        return True
-    except ValueError:
-        return False
 
 
 def ap_quote(value):
