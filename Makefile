@@ -63,8 +63,8 @@ conformance: all
 # a user runs it.
 test: all
 	$(PYTHON) -m pytest -q
-	$(MAKE) --no-print-directory conformance TARGET=nginx REPORT_DIR=$(REPORT_DIR)
-	$(MAKE) --no-print-directory conformance TARGET=reference REPORT_DIR=$(REPORT_DIR)
+	$(MAKE) --no-print-directory conformance TARGET=nginx STRICT=1 REPORT_DIR=$(REPORT_DIR)
+	$(MAKE) --no-print-directory conformance TARGET=reference STRICT=1 REPORT_DIR=$(REPORT_DIR)
 
 # ASan+UBSan builds of the three C programs in build/asan/bin, the catalogue
 # and their own tests against them; any sanitizer report fails (soak/soak.mk).
