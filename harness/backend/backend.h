@@ -64,6 +64,7 @@ struct backend_config {
     const char *log_path; /* NULL = stdout */
     unsigned faults;      /* enum backend_fault bits */
     int idle_timeout;     /* seconds */
+    const char *listeners; /* --listeners FILE: the listeners come from FILE */
     int help;
 };
 
@@ -74,6 +75,57 @@ struct backend_config {
 int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char *err,
                          size_t err_len);
 void backend_config_print_help(const char *prog);
+
+/* ---- listener specs (backend_listeners.c) --------------------------------
+ *
+ * --listeners FILE: one JSON object per line, one listener per object; the
+ * keys are the long options without their dashes, with the same values
+ * (a flag is true/false, on|off may be true/false, fault a string or a list,
+ * port and idle-timeout numbers). */
+
+enum json_kind { JSON_STRING, JSON_NUMBER, JSON_TRUE, JSON_FALSE, JSON_NULL };
+
+/*
+ * Reads one JSON object whose member values are scalars or arrays of
+ * scalars. Calls member() once per scalar: index -1 for a plain value, 0, 1,
+ * ... for the elements of an array; text is the decoded string (or the
+ * number's text), NUL-terminated, valid until member() returns. member()
+ * returns 0 to go on. Returns 0, or -1 with the reason in err.
+ */
+typedef int (*json_member_fn)(void *arg, const char *key, enum json_kind kind, const char *text,
+                              int index);
+int json_read_object(const char *s, size_t len, json_member_fn member, void *arg, char *err,
+                     size_t err_len);
+
+/* Defaults, as for the command line. */
+void backend_config_defaults(struct backend_config *cfg);
+/* Sets the option named key (no dashes) from one JSON member; *seen tracks
+ * the keys already given. text must outlive cfg. Errors go into err, one
+ * per line (appended). */
+void backend_config_set(struct backend_config *cfg, unsigned long *seen, const char *key,
+                        enum json_kind kind, const char *text, int index, char *err,
+                        size_t err_len);
+/* The checks that need every option (required ones, min <= max ...). */
+void backend_config_check(const struct backend_config *cfg, char *err, size_t err_len);
+
+struct backend_listeners {
+    struct backend_config *cfgs;
+    size_t num;
+    unsigned char *invalid; /* invalid[i]: cfgs[i] had errors (reported in err) */
+    char **strings;         /* every string the cfgs point to */
+    size_t num_strings, cap_strings;
+};
+
+/*
+ * Reads the listener specs from path ("-" = stdin). Blank lines and lines
+ * starting with '#' are skipped. On error writes one line per problem into
+ * err, each naming the listener (its number and name) and the option, and
+ * returns -1; the listeners without errors are still in ls (so that their
+ * other problems can be reported in the same run), marked in invalid[].
+ */
+int backend_listeners_load(struct backend_listeners *ls, const char *path, char *err,
+                           size_t err_len);
+void backend_listeners_free(struct backend_listeners *ls);
 
 /* ---- JSON lines (backend_json.c) ---------------------------------------- */
 
@@ -123,6 +175,9 @@ double backend_now(void);
 
 struct backend_conn;
 
+/* One listener: its configuration, TLS context (so its own session cache
+ * and ticket keys), log and connections. A process has one or many; they
+ * share the event base and nothing else. */
 struct backend_server {
     struct backend_config *cfg;
     struct event_base *base;
@@ -130,10 +185,8 @@ struct backend_server {
     SSL_CTX *ctx;
     struct backend_log log;
     int port; /* the bound port */
-    unsigned long num_conns;
+    unsigned long num_conns; /* connections accepted by this listener */
     struct backend_conn *conns; /* every open connection, for shutdown */
-    struct event *sigterm;
-    struct event *sigint;
 };
 
 /* ---- TLS (backend_tls.c) ------------------------------------------------- */

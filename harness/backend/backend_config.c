@@ -73,13 +73,16 @@ static const struct backend_opt backend_opts[] = {
     {"--fault", "NAME", OPT_FAULT, F(faults), NULL, NULL, "misbehave on purpose (repeatable), see below"},
     {"--idle-timeout", "SECS", OPT_SECS, F(idle_timeout), NULL, NULL,
      "close a connection idle this long (default 300)"},
+    {"--listeners", "FILE", OPT_STR, F(listeners), NULL, NULL,
+     "many listeners in one process: one JSON object per line of FILE ('-' = stdin),\n"
+     "                             keys = these options without '--'; no other option then"},
     {"-h", NULL, OPT_FLAG, F(help), NULL, NULL, "print this help"},
     {"--help", NULL, OPT_FLAG, F(help), NULL, NULL, "print this help"},
 };
 
 #define NUM_OPTS (sizeof(backend_opts) / sizeof(backend_opts[0]))
 
-static void backend_config_defaults(struct backend_config *cfg)
+void backend_config_defaults(struct backend_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->listen = "127.0.0.1";
@@ -191,6 +194,8 @@ static void apply_opt(struct backend_config *cfg, const struct backend_opt *o, c
 int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char *err,
                          size_t err_len)
 {
+    int num_opts = 0;
+
     err[0] = '\0';
     backend_config_defaults(cfg);
 
@@ -211,6 +216,7 @@ int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char
             add_err(err, err_len, "unknown option '%s' (see -h)", arg);
             continue;
         }
+        num_opts++;
         if (o->arg == NULL) {
             if (arg[name_len] == '=')
                 add_err(err, err_len, "%s: takes no value", o->name);
@@ -231,6 +237,19 @@ int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char
 
     if (cfg->help)
         return err[0] == '\0' ? 0 : -1;
+    if (cfg->listeners != NULL) {
+        /* Each listener's line carries all its options. */
+        if (num_opts != 1)
+            add_err(err, err_len, "--listeners: takes no other option (each listener's line "
+                                  "carries its own)");
+        return err[0] == '\0' ? 0 : -1;
+    }
+    backend_config_check(cfg, err, err_len);
+    return err[0] == '\0' ? 0 : -1;
+}
+
+void backend_config_check(const struct backend_config *cfg, char *err, size_t err_len)
+{
     if (cfg->name == NULL)
         add_err(err, err_len, "--name: required");
     else {
@@ -252,12 +271,79 @@ int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char
     if (cfg->client_ca != NULL && cfg->client_auth == BACKEND_AUTH_NONE)
         add_err(err, err_len, "--client-ca: given with --client-auth none; allowed with: "
                               "request, require");
-    return err[0] == '\0' ? 0 : -1;
+}
+
+/* ---- one listener from a JSON object (--listeners) ----------------------- */
+
+static const char *const kind_names[] = {"a string", "a number", "true", "false", "null"};
+
+void backend_config_set(struct backend_config *cfg, unsigned long *seen, const char *key,
+                        enum json_kind kind, const char *text, int index, char *err,
+                        size_t err_len)
+{
+    const struct backend_opt *o = NULL;
+    size_t k;
+
+    for (k = 0; k < NUM_OPTS; k++) {
+        if (strncmp(backend_opts[k].name, "--", 2) == 0 &&
+            strcmp(backend_opts[k].name + 2, key) == 0) {
+            o = &backend_opts[k];
+            break;
+        }
+    }
+    if (o == NULL || o->offset == F(help) || o->offset == F(listeners)) {
+        add_err(err, err_len, "unknown key '%s'; allowed: the long options without '--' (see -h)",
+                key);
+        return;
+    }
+    if (index <= 0) {
+        if (*seen & (1ul << k)) {
+            add_err(err, err_len, "%s: given twice", o->name);
+            return;
+        }
+        *seen |= 1ul << k;
+    }
+    if (index >= 0 && o->kind != OPT_FAULT) {
+        add_err(err, err_len, "%s: a list is only allowed for fault", o->name);
+        return;
+    }
+    switch (o->kind) {
+    case OPT_FLAG:
+        if (kind == JSON_TRUE)
+            apply_opt(cfg, o, NULL, err, err_len);
+        else if (kind != JSON_FALSE)
+            add_err(err, err_len, "%s: bad value %s; allowed: true, false", o->name,
+                    kind_names[kind]);
+        return;
+    case OPT_PORT:
+    case OPT_SECS:
+        if (kind != JSON_NUMBER && kind != JSON_STRING)
+            break;
+        apply_opt(cfg, o, text, err, err_len);
+        return;
+    case OPT_CHOICE:
+        if (o->choices == onoff_choices && (kind == JSON_TRUE || kind == JSON_FALSE)) {
+            apply_opt(cfg, o, kind == JSON_TRUE ? "on" : "off", err, err_len);
+            return;
+        }
+        /* fall through */
+    case OPT_STR:
+    case OPT_FAULT:
+        if (kind != JSON_STRING)
+            break;
+        apply_opt(cfg, o, text, err, err_len);
+        return;
+    }
+    add_err(err, err_len, "%s: bad value %s; expected %s", o->name, kind_names[kind],
+            o->kind == OPT_PORT || o->kind == OPT_SECS ? "a number"
+            : o->choices == onoff_choices             ? "\"on\", \"off\", true or false"
+                                                      : "a string");
 }
 
 void backend_config_print_help(const char *prog)
 {
-    printf("usage: %s --name NAME --cert CHAIN.pem --key KEY.pem [options]\n\n", prog);
+    printf("usage: %s --name NAME --cert CHAIN.pem --key KEY.pem [options]\n", prog);
+    printf("       %s --listeners FILE\n\n", prog);
     printf("A mock TLS upstream that logs what its clients did, one JSON object per line.\n\n");
     printf("options:\n");
     for (size_t i = 0; i < NUM_OPTS; i++) {

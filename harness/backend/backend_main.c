@@ -1,7 +1,9 @@
 /*
- * uptls-backend: main. Parses the command line, builds the TLS context,
- * listens, prints the listening line, runs the event loop until SIGTERM or
- * SIGINT, then frees everything and exits 0. main is the only place that
+ * uptls-backend: main. Parses the command line (or, with --listeners, one
+ * listener spec per line), builds every listener's TLS context and log,
+ * listens, prints one listening line per listener (and, with --listeners, a
+ * ready line), runs the event loop until SIGTERM or SIGINT, then frees
+ * everything and exits 0. main is the only place that
  * exits; exit status 2 = bad command line or configuration, 1 = runtime.
  */
 #include <errno.h>
@@ -36,11 +38,9 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    struct backend_server *srv = arg;
-
     (void)sig;
     (void)what;
-    event_base_loopbreak(srv->base);
+    event_base_loopbreak(arg);
 }
 
 static int server_listen(struct backend_server *srv, char *err, size_t err_len)
@@ -90,96 +90,170 @@ static void server_free(struct backend_server *srv)
         backend_conn_close(srv->conns, "shutdown");
     if (srv->listener)
         evconnlistener_free(srv->listener);
-    if (srv->sigterm)
-        event_free(srv->sigterm);
-    if (srv->sigint)
-        event_free(srv->sigint);
     SSL_CTX_free(srv->ctx);
-    if (srv->base)
-        event_base_free(srv->base);
     backend_log_close(&srv->log);
+}
+
+/* Writes err to stderr, one line per problem, each with the program's name
+ * and, with --listeners, the listener it belongs to (prefix). */
+static void report(const char *prefix, char *err)
+{
+    for (char *line = strtok(err, "\n"); line != NULL; line = strtok(NULL, "\n"))
+        fprintf(stderr, "uptls-backend: %s%s%s\n", prefix, *prefix ? ": " : "", line);
+}
+
+/* {"event":"listening","name":NAME,"port":PORT,"pid":PID} (+ "listener":N
+ * with --listeners), or {"event":"ready","listeners":N,"pid":PID}. */
+static int print_line(const char *event, const struct backend_server *srv, size_t num,
+                      int many)
+{
+    struct json_writer jw = {0};
+    int ok;
+
+    json_obj_begin(&jw);
+    json_key(&jw, "event");
+    json_str(&jw, event);
+    if (srv != NULL) {
+        if (many) {
+            json_key(&jw, "listener");
+            json_int(&jw, (long long)num);
+        }
+        json_key(&jw, "name");
+        json_str(&jw, srv->cfg->name);
+        json_key(&jw, "port");
+        json_int(&jw, srv->port);
+    } else {
+        json_key(&jw, "listeners");
+        json_int(&jw, (long long)num);
+    }
+    json_key(&jw, "pid");
+    json_int(&jw, (long long)getpid());
+    json_obj_end(&jw);
+    ok = !jw.oom && printf("%s\n", jw.buf) >= 0;
+    json_free(&jw);
+    return ok ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
+    static char err[1 << 16];
     struct backend_config cfg;
-    struct backend_server srv;
-    char err[4096];
-    int status = 1;
+    struct backend_listeners ls;
+    struct backend_config *cfgs = &cfg;
+    struct backend_server *srvs = NULL;
+    struct event_base *base = NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    size_t num = 1;
+    int many = 0, status = 1, bad = 0;
 
-    memset(&srv, 0, sizeof(srv));
-    srv.cfg = &cfg;
-    srv.log.fd = -1;
-
+    memset(&ls, 0, sizeof(ls));
     if (backend_config_parse(&cfg, argc, argv, err, sizeof(err)) != 0) {
-        /* one line per problem, each with the program's name */
-        for (char *line = strtok(err, "\n"); line != NULL; line = strtok(NULL, "\n"))
-            fprintf(stderr, "uptls-backend: %s\n", line);
+        report("", err);
         return 2;
     }
     if (cfg.help) {
         backend_config_print_help(argv[0]);
         return 0;
     }
+    if (cfg.listeners != NULL) {
+        many = 1;
+        if (backend_listeners_load(&ls, cfg.listeners, err, sizeof(err)) != 0) {
+            report("", err);
+            bad = 1;
+        }
+        cfgs = ls.cfgs;
+        num = ls.num;
+    }
     /* Never outlive the harness that started us. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
 
-    srv.ctx = backend_tls_ctx_new(&cfg, err, sizeof(err));
-    if (srv.ctx == NULL) {
-        fprintf(stderr, "uptls-backend: %s\n", err);
+    srvs = num ? calloc(num, sizeof(*srvs)) : NULL;
+    if (srvs == NULL) {
+        if (bad) {
+            status = 2;
+            goto end;
+        }
+        fprintf(stderr, "uptls-backend: out of memory\n");
+        goto end;
+    }
+    /* Every listener's context and log before anything listens: a bad one
+     * stops the process with every problem reported (exit 2). */
+    for (size_t i = 0; i < num; i++) {
+        char prefix[160] = "";
+
+        if (many)
+            snprintf(prefix, sizeof(prefix), "listener %zu '%s'", i + 1,
+                     cfgs[i].name ? cfgs[i].name : "?");
+        srvs[i].cfg = &cfgs[i];
+        srvs[i].log.fd = -1;
+        if (many && ls.invalid[i])
+            continue; /* already reported */
+        srvs[i].ctx = backend_tls_ctx_new(&cfgs[i], err, sizeof(err));
+        if (srvs[i].ctx == NULL) {
+            report(prefix, err);
+            bad = 1;
+            continue;
+        }
+        if (backend_log_open(&srvs[i].log, cfgs[i].log_path, cfgs[i].name, err,
+                             sizeof(err)) != 0) {
+            report(prefix, err);
+            bad = 1;
+        }
+    }
+    if (bad) {
         status = 2;
         goto end;
     }
-    if (backend_log_open(&srv.log, cfg.log_path, cfg.name, err, sizeof(err)) != 0) {
-        fprintf(stderr, "uptls-backend: %s\n", err);
-        status = 2;
-        goto end;
-    }
-    srv.base = event_base_new();
-    if (srv.base == NULL) {
+    base = event_base_new();
+    if (base == NULL) {
         fprintf(stderr, "uptls-backend: event_base_new failed\n");
         goto end;
     }
-    srv.sigterm = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
-    srv.sigint = evsignal_new(srv.base, SIGINT, on_signal, &srv);
-    if (srv.sigterm == NULL || srv.sigint == NULL || evsignal_add(srv.sigterm, NULL) != 0 ||
-        evsignal_add(srv.sigint, NULL) != 0) {
+    sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    sigint = evsignal_new(base, SIGINT, on_signal, base);
+    if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) != 0 ||
+        evsignal_add(sigint, NULL) != 0) {
         fprintf(stderr, "uptls-backend: cannot install signal handlers\n");
         goto end;
     }
-    if (server_listen(&srv, err, sizeof(err)) != 0) {
-        fprintf(stderr, "uptls-backend: %s\n", err);
-        goto end;
-    }
-
-    {
-        struct json_writer jw = {0};
-        json_obj_begin(&jw);
-        json_key(&jw, "event");
-        json_str(&jw, "listening");
-        json_key(&jw, "name");
-        json_str(&jw, cfg.name);
-        json_key(&jw, "port");
-        json_int(&jw, srv.port);
-        json_key(&jw, "pid");
-        json_int(&jw, (long long)getpid());
-        json_obj_end(&jw);
-        if (jw.oom || printf("%s\n", jw.buf) < 0 || fflush(stdout) != 0) {
-            json_free(&jw);
+    for (size_t i = 0; i < num; i++) {
+        srvs[i].base = base;
+        if (server_listen(&srvs[i], err, sizeof(err)) != 0) {
+            char prefix[160] = "";
+            if (many)
+                snprintf(prefix, sizeof(prefix), "listener %zu '%s'", i + 1,
+                     cfgs[i].name ? cfgs[i].name : "?");
+            report(prefix, err);
             goto end;
         }
-        json_free(&jw);
     }
+    for (size_t i = 0; i < num; i++) {
+        if (print_line("listening", &srvs[i], i + 1, many) != 0)
+            goto end;
+    }
+    if ((many && print_line("ready", NULL, num, many) != 0) || fflush(stdout) != 0)
+        goto end;
 
-    if (event_base_dispatch(srv.base) < 0) {
+    if (event_base_dispatch(base) < 0) {
         fprintf(stderr, "uptls-backend: event loop failed\n");
         goto end;
     }
     status = 0;
 
 end:
-    server_free(&srv);
+    if (srvs != NULL) {
+        for (size_t i = 0; i < num; i++)
+            server_free(&srvs[i]);
+        free(srvs);
+    }
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    if (base)
+        event_base_free(base);
+    backend_listeners_free(&ls);
     libevent_global_shutdown();
     return status;
 }
