@@ -271,6 +271,44 @@ proxy_line_bad(const char *line, size_t n)
     return memchr(line, '\r', n) != NULL || memchr(line, '\0', n) != NULL;
 }
 
+/*
+ * One header field line, "name: value" (RFC 9112 5), its CRLF already
+ * removed, parsed in place for requests and upstream responses alike: the
+ * name ends at the colon (NUL-terminated there), the value loses its leading
+ * and trailing SP/HT and may be empty ("X-Empty:"); no space is needed after
+ * the colon ("X-A:b"). Invalid, as nginx's ngx_http_parse_header_line()
+ * (400 "client sent invalid header line" / 502 "upstream sent invalid
+ * header"): no colon, an empty name, a line that starts with SP/HT (obsolete
+ * line folding) and SP/HT inside the name (RFC 9112 5.1: no whitespace
+ * between the field name and the colon; nginx >= 1.21.1 refuses it). line[n]
+ * must be writable (a NUL). Returns 0, or -1 when invalid.
+ */
+static int
+proxy_header_line_parse(char *line, size_t n, char **name, char **value)
+{
+    char *colon = memchr(line, ':', n), *v, *end = line + n;
+
+    if (colon == NULL || colon == line) {
+        return -1;
+    }
+    if (memchr(line, ' ', (size_t) (colon - line)) != NULL
+        || memchr(line, '\t', (size_t) (colon - line)) != NULL) {
+        return -1;
+    }
+    *colon = '\0';
+    v = colon + 1;
+    while (v < end && (*v == ' ' || *v == '\t')) {
+        v++;
+    }
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) {
+        end--;
+    }
+    *end = '\0';
+    *name = line;
+    *value = v;
+    return 0;
+}
+
 /* ---- chunked transfer coding ------------------------------------------------------------ */
 
 /* Decodes from in to out. Returns 1 at the end of the body, 0 when it needs
@@ -1241,7 +1279,7 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
     struct proxy_client *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     struct evbuffer *tmp;
-    char *line, *colon, *v;
+    char *line, *name, *v;
     size_t n;
     int rc;
 
@@ -1299,23 +1337,13 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
             }
             break;
         }
-        colon = strchr(line, ':');
-        if (colon == NULL || colon == line || line[0] == ' ' || line[0] == '\t') {
+        if (proxy_header_line_parse(line, n, &name, &v) != 0) {
             free(line);
             proxy_upstream_fail(c, 0, "upstream sent invalid header while reading "
                 "response header from upstream");
             return;
         }
-        *colon = '\0';
-        v = colon + 1;
-        while (*v == ' ' || *v == '\t') {
-            v++;
-        }
-        n = strlen(v);
-        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) {
-            v[--n] = '\0';
-        }
-        proxy_keyval_list_add(&c->resp_hdrs, line, v);
+        proxy_keyval_list_add(&c->resp_hdrs, name, v);
         free(line);
     }
 
@@ -1506,7 +1534,7 @@ static void
 proxy_client_process(struct proxy_client *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    char *line, *colon, *v, *sp1, *sp2;
+    char *line, *name, *v, *sp1, *sp2;
     size_t n;
     int status, rc;
 
@@ -1573,9 +1601,7 @@ proxy_client_process(struct proxy_client *c)
             c->state = c->body ? PROXY_C_BODY : PROXY_C_UPSTREAM;
             break;
         }
-        colon = strchr(line, ':');
-        if (colon == NULL || colon == line || line[0] == ' ' || line[0] == '\t'
-            || strpbrk(line, " \t") < colon) {
+        if (proxy_header_line_parse(line, n, &name, &v) != 0) {
             free(line);
             c->state = PROXY_C_UPSTREAM;
             proxy_client_log(c, PROXY_LOG_INFO, "client sent invalid header line while "
@@ -1583,16 +1609,7 @@ proxy_client_process(struct proxy_client *c)
             proxy_client_respond(c, 400, NULL, NULL);
             return;
         }
-        *colon = '\0';
-        v = colon + 1;
-        while (*v == ' ' || *v == '\t') {
-            v++;
-        }
-        n = strlen(v);
-        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) {
-            v[--n] = '\0';
-        }
-        proxy_keyval_list_add(&c->hdrs, line, v);
+        proxy_keyval_list_add(&c->hdrs, name, v);
         free(line);
     }
 

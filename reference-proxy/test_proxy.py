@@ -547,6 +547,88 @@ def test_keepalive_pipelining_and_framing(proxy, backends):
     assert status == 200 and len(data) == 3000000
 
 
+def _raw(port, data):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(data)
+    out = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out
+
+
+def test_request_header_lines(proxy, backends):
+    """One header-line parser for requests and responses: no space after the
+    colon and an empty value are valid (nginx: 200); whitespace in the name
+    or before the colon, an empty name and a folded line are 400."""
+    b = backends(tls=False)
+    p = proxy(f"server {{ LISTEN location / {{ proxy_pass http://127.0.0.1:{b.port}; }} }}")
+    out = _raw(p.port, b"GET /h HTTP/1.1\r\nHost: x\r\nX-A:b\r\nX-Empty:\r\nX-T: \t v \t\r\n"
+               b"Connection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200 "), out[:200]
+    seen = json.loads(out.split(b"\r\n\r\n", 1)[1])["headers"]
+    assert seen["x-a"] == "b" and seen["x-empty"] == "" and seen["x-t"] == "v"
+    for bad in (b"X A: b", b"X-A : b", b"X-A\t: b", b": b", b"X-A", b" X-A: b"):
+        out = _raw(p.port, b"GET /h HTTP/1.1\r\nHost: x\r\n" + bad + b"\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 400 "), (bad, out[:200])
+    assert p.get("/after")[0] == 200
+
+
+def _raw_upstream(head):
+    """A plain upstream that answers every connection with `head` + "ok"."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+
+    def loop():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(head + b"Content-Length: 2\r\nConnection: close\r\n\r\nok")
+            except OSError:
+                pass
+            finally:
+                conn.close()
+    threading.Thread(target=loop, daemon=True).start()
+    return srv
+
+
+def test_response_header_lines(proxy):
+    good = _raw_upstream(b"HTTP/1.1 200 OK\r\nX-Up:v\r\nX-Empty:\r\n")
+    bad = {h: _raw_upstream(b"HTTP/1.1 200 OK\r\n" + h + b"\r\n")
+           for h in (b"X Up: v", b"X-Up : v", b": v", b"X-Up")}
+    locs = "".join(f"location /bad{i}/ {{ proxy_pass http://127.0.0.1:{s.getsockname()[1]}; }}\n"
+                   for i, s in enumerate(bad.values()))
+    p = proxy(f"server {{ LISTEN location / {{ proxy_pass http://127.0.0.1:"
+              f"{good.getsockname()[1]}; }}\n{locs} }}")
+    try:
+        out = _raw(p.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, body = out.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200 ") and body == b"ok", out
+        assert b"\r\nX-Up: v" in head and b"\r\nX-Empty: \r\n" in head + b"\r\n", head
+        for i, h in enumerate(bad):
+            assert p.get(f"/bad{i}/")[0] == 502, h
+        assert p.error_log().count("upstream sent invalid header") >= len(bad)
+    finally:
+        good.close()
+        for s in bad.values():
+            s.close()
+
+
 def test_plain_upstream_down_is_502(proxy):
     p = proxy(f"server {{ LISTEN location / {{ proxy_pass http://127.0.0.1:{free_port()}; }} }}")
     assert p.get("/")[0] == 502
