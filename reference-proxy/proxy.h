@@ -185,6 +185,7 @@ struct proxy_loc_conf {
     SSL_CTX *ssl_ctx;
     char *tls_key;              /* fingerprint of the TLS settings */
     char *ssl_name_value;       /* the name checked and sent as SNI */
+    void *hdr_plan;             /* the request head plan (proxy_http.c), one block */
 };
 
 struct proxy_listen {

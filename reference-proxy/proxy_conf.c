@@ -1806,6 +1806,7 @@ proxy_loc_conf_free(struct proxy_loc_conf *lc)
     proxy_keyval_list_free(lc->ssl_conf_commands);
     SSL_CTX_free(lc->ssl_ctx);
     free(lc->tls_key);
+    free(lc->hdr_plan);
     free(lc->ssl_name_value);
     free(lc);
 }

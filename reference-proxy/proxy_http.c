@@ -52,6 +52,60 @@ enum proxy_resp_state { PROXY_R_HEADERS, PROXY_R_LENGTH, PROXY_R_CHUNKED,
 struct proxy_worker;
 struct proxy_client;
 
+/* Header fields the proxy acts on, recognised once when a line is parsed
+ * so that later look-ups and filters compare integers, not names. */
+enum proxy_hid {
+    PROXY_H_OTHER = 0, PROXY_H_HOST, PROXY_H_CONNECTION, PROXY_H_KEEP_ALIVE,
+    PROXY_H_TRANSFER_ENCODING, PROXY_H_CONTENT_LENGTH, PROXY_H_TE, PROXY_H_EXPECT,
+    PROXY_H_UPGRADE, PROXY_H_PROXY_CONNECTION, PROXY_H_TRAILER, PROXY_H_DATE,
+    PROXY_H_SERVER, PROXY_H_X_ACCEL, PROXY_H_X_FORWARDED_FOR
+};
+
+#define PROXY_HBIT(id) (1u << (id))
+/* hop-by-hop fields never forwarded from the client (nginx's defaults) */
+#define PROXY_HOP_REQUEST (PROXY_HBIT(PROXY_H_CONNECTION) | PROXY_HBIT(PROXY_H_KEEP_ALIVE) \
+    | PROXY_HBIT(PROXY_H_TRANSFER_ENCODING) | PROXY_HBIT(PROXY_H_CONTENT_LENGTH) \
+    | PROXY_HBIT(PROXY_H_TE) | PROXY_HBIT(PROXY_H_EXPECT) | PROXY_HBIT(PROXY_H_UPGRADE) \
+    | PROXY_HBIT(PROXY_H_PROXY_CONNECTION))
+/* upstream fields not passed to the client (hop-by-hop, replaced, X-Accel-*) */
+#define PROXY_HOP_RESPONSE (PROXY_HBIT(PROXY_H_CONNECTION) | PROXY_HBIT(PROXY_H_KEEP_ALIVE) \
+    | PROXY_HBIT(PROXY_H_TRANSFER_ENCODING) | PROXY_HBIT(PROXY_H_CONTENT_LENGTH) \
+    | PROXY_HBIT(PROXY_H_PROXY_CONNECTION) | PROXY_HBIT(PROXY_H_UPGRADE) \
+    | PROXY_HBIT(PROXY_H_TE) | PROXY_HBIT(PROXY_H_TRAILER) | PROXY_HBIT(PROXY_H_DATE) \
+    | PROXY_HBIT(PROXY_H_SERVER) | PROXY_HBIT(PROXY_H_X_ACCEL))
+
+/* A parsed header line: key is the line itself (owned, NUL at the colon),
+ * value points into it. The array is kept between requests. */
+struct proxy_hdr {
+    char *key;
+    char *value;
+    int id;
+};
+
+struct proxy_hdr_list {
+    struct proxy_hdr *items;
+    size_t num;
+    size_t cap;
+};
+
+/* A location's request head plan, built on its first request: the
+ * proxy_set_header fields followed by nginx's defaults not overridden. */
+struct proxy_set_item {
+    const char *key;
+    const char *value;
+    size_t key_len;
+    size_t value_len;
+    int id;
+    int dynamic;                /* the value holds a $variable */
+};
+
+struct proxy_hdr_plan {
+    struct proxy_set_item *items;
+    size_t num;
+    unsigned known;             /* PROXY_HBIT of every recognised key set */
+    int has_other;              /* some set key is not a recognised one */
+};
+
 struct proxy_upconn {
     struct proxy_worker *w;
     struct bufferevent *bev;
@@ -59,7 +113,8 @@ struct proxy_upconn {
     struct event *timer;        /* connect + handshake timeout */
     struct proxy_upstream *ups;
     size_t peer_idx;
-    char *key;                  /* keepalive cache key */
+    const char *key;            /* keepalive cache key with peer_idx: the
+                                   location's TLS settings key or "plain" */
     struct proxy_client *client;
     int connected;
     int reused;
@@ -83,7 +138,7 @@ struct proxy_client {
     char *uri;
     char *request_line;
     int http_minor;
-    struct proxy_keyval_list hdrs;
+    struct proxy_hdr_list hdrs;
     char *host;
     struct proxy_server *server;
     struct proxy_loc_conf *loc;
@@ -115,7 +170,7 @@ struct proxy_client {
     int resp_minor;
     int resp_got_status;
     size_t resp_header_bytes;
-    struct proxy_keyval_list resp_hdrs;
+    struct proxy_hdr_list resp_hdrs;
     char *resp_status_line;
     int paused;
 
@@ -143,8 +198,54 @@ static void proxy_upconn_free(struct proxy_upconn *u);
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
+static int
+proxy_hid_of(const char *k, size_t n)
+{
+    static const struct {
+        const char *name;
+        size_t len;
+        int id;
+    } known[] = {
+        { "Host", 4, PROXY_H_HOST }, { "Connection", 10, PROXY_H_CONNECTION },
+        { "Keep-Alive", 10, PROXY_H_KEEP_ALIVE },
+        { "Transfer-Encoding", 17, PROXY_H_TRANSFER_ENCODING },
+        { "Content-Length", 14, PROXY_H_CONTENT_LENGTH }, { "TE", 2, PROXY_H_TE },
+        { "Expect", 6, PROXY_H_EXPECT }, { "Upgrade", 7, PROXY_H_UPGRADE },
+        { "Proxy-Connection", 16, PROXY_H_PROXY_CONNECTION },
+        { "Trailer", 7, PROXY_H_TRAILER }, { "Date", 4, PROXY_H_DATE },
+        { "Server", 6, PROXY_H_SERVER }, { "X-Accel-Redirect", 16, PROXY_H_X_ACCEL },
+        { "X-Accel-Expires", 15, PROXY_H_X_ACCEL },
+        { "X-Accel-Limit-Rate", 18, PROXY_H_X_ACCEL },
+        { "X-Accel-Buffering", 17, PROXY_H_X_ACCEL },
+        { "X-Accel-Charset", 15, PROXY_H_X_ACCEL },
+        { "X-Forwarded-For", 15, PROXY_H_X_FORWARDED_FOR },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (known[i].len == n && strncasecmp(known[i].name, k, n) == 0) {
+            return known[i].id;
+        }
+    }
+    return PROXY_H_OTHER;
+}
+
+/* The first field with this id, or NULL. */
 static const char *
-proxy_header_get(const struct proxy_keyval_list *l, const char *name)
+proxy_hdr_get(const struct proxy_hdr_list *l, int id)
+{
+    size_t i;
+
+    for (i = 0; i < l->num; i++) {
+        if (l->items[i].id == id) {
+            return l->items[i].value;
+        }
+    }
+    return NULL;
+}
+
+static const char *
+proxy_hdr_get_name(const struct proxy_hdr_list *l, const char *name)
 {
     size_t i;
 
@@ -156,18 +257,91 @@ proxy_header_get(const struct proxy_keyval_list *l, const char *name)
     return NULL;
 }
 
+/* Takes ownership of line (key and value point into it). */
 static void
-proxy_keyval_list_clear(struct proxy_keyval_list *l)
+proxy_hdr_add(struct proxy_hdr_list *l, char *key, char *value)
+{
+    struct proxy_hdr *items;
+
+    if (l->num == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        items = realloc(l->items, l->cap * sizeof(*items));
+        if (items == NULL) {
+            abort();
+        }
+        l->items = items;
+    }
+    l->items[l->num].key = key;
+    l->items[l->num].value = value;
+    l->items[l->num].id = proxy_hid_of(key, strlen(key));
+    l->num++;
+}
+
+static void
+proxy_hdr_clear(struct proxy_hdr_list *l)
 {
     size_t i;
 
     for (i = 0; i < l->num; i++) {
         free(l->items[i].key);
-        free(l->items[i].value);
     }
+    l->num = 0;
+}
+
+static void
+proxy_hdr_free(struct proxy_hdr_list *l)
+{
+    proxy_hdr_clear(l);
     free(l->items);
     l->items = NULL;
-    l->num = 0;
+    l->cap = 0;
+}
+
+/* Appends to an evbuffer through a stack buffer: one evbuffer_add for a
+ * whole head instead of one printf per field. */
+struct proxy_out {
+    struct evbuffer *ev;
+    size_t n;
+    char b[4096];
+};
+
+static void
+proxy_out_add(struct proxy_out *o, const char *s, size_t n)
+{
+    if (o->n + n > sizeof(o->b)) {
+        evbuffer_add(o->ev, o->b, o->n);
+        o->n = 0;
+        if (n > sizeof(o->b)) {
+            evbuffer_add(o->ev, s, n);
+            return;
+        }
+    }
+    memcpy(o->b + o->n, s, n);
+    o->n += n;
+}
+
+static void
+proxy_out_str(struct proxy_out *o, const char *s)
+{
+    proxy_out_add(o, s, strlen(s));
+}
+
+static void
+proxy_out_field(struct proxy_out *o, const char *k, size_t klen, const char *v, size_t vlen)
+{
+    proxy_out_add(o, k, klen);
+    proxy_out_add(o, ": ", 2);
+    proxy_out_add(o, v, vlen);
+    proxy_out_add(o, "\r\n", 2);
+}
+
+static void
+proxy_out_flush(struct proxy_out *o)
+{
+    if (o->n) {
+        evbuffer_add(o->ev, o->b, o->n);
+        o->n = 0;
+    }
 }
 
 /* Does a comma-separated header value contain the token? */
@@ -223,11 +397,17 @@ proxy_status_text(int code)
 static void
 proxy_http_date(char *out, size_t out_len)
 {
+    static time_t last = -1;
+    static char text[64];
     time_t now = time(NULL);
     struct tm tm;
 
-    gmtime_r(&now, &tm);
-    strftime(out, out_len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (now != last) {
+        gmtime_r(&now, &tm);
+        strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = now;
+    }
+    snprintf(out, out_len, "%s", text);
 }
 
 static void proxy_client_log(struct proxy_client *c, int level, const char *fmt, ...)
@@ -388,8 +568,8 @@ proxy_client_reset(struct proxy_client *c)
     free(c->resp_status_line);
     c->method = c->uri = c->request_line = c->host = c->up_uri = NULL;
     c->resp_status_line = NULL;
-    proxy_keyval_list_clear(&c->hdrs);
-    proxy_keyval_list_clear(&c->resp_hdrs);
+    proxy_hdr_clear(&c->hdrs);
+    proxy_hdr_clear(&c->resp_hdrs);
     if (c->body) {
         evbuffer_free(c->body);
         c->body = NULL;
@@ -433,6 +613,8 @@ proxy_client_free(struct proxy_client *c)
         c->up = NULL;
     }
     proxy_client_reset(c);
+    proxy_hdr_free(&c->hdrs);
+    proxy_hdr_free(&c->resp_hdrs);
     if (c->next_ev) {
         event_free(c->next_ev);
     }
@@ -619,7 +801,7 @@ proxy_var_value(struct proxy_client *c, const char *name)
         return proxy_xstrdup(c->port);
     }
     if (strcmp(name, "proxy_add_x_forwarded_for") == 0) {
-        v = proxy_header_get(&c->hdrs, "X-Forwarded-For");
+        v = proxy_hdr_get(&c->hdrs, PROXY_H_X_FORWARDED_FOR);
         return v ? proxy_xasprintf("%s, %s", v, c->addr) : proxy_xstrdup(c->addr);
     }
     if (strcmp(name, "scheme") == 0) {
@@ -657,7 +839,7 @@ proxy_var_value(struct proxy_client *c, const char *name)
                 hname[i] = '-';
             }
         }
-        v = proxy_header_get(&c->hdrs, hname);
+        v = proxy_hdr_get_name(&c->hdrs, hname);
         return proxy_xstrdup(v ? v : "");
     }
     return proxy_xstrdup("");
@@ -760,7 +942,6 @@ proxy_upconn_free(struct proxy_upconn *u)
     } else if (u->ssl) {
         SSL_free(u->ssl);
     }
-    free(u->key);
     free(u);
 }
 
@@ -829,12 +1010,12 @@ proxy_idle_put(struct proxy_upconn *u)
 }
 
 static struct proxy_upconn *
-proxy_idle_take(struct proxy_upstream *ups, const char *key)
+proxy_idle_take(struct proxy_upstream *ups, size_t peer_idx, const char *key)
 {
     struct proxy_upconn *u;
 
     for (u = ups->idle; u; u = u->next) {
-        if (strcmp(u->key, key) == 0) {
+        if (u->peer_idx == peer_idx && (u->key == key || strcmp(u->key, key) == 0)) {
             proxy_idle_remove(u);
             return u;
         }
@@ -904,12 +1085,83 @@ proxy_upstream_fail(struct proxy_client *c, int timeout, const char *fmt, ...)
     c->resp_state = PROXY_R_HEADERS;
     c->resp_got_status = 0;
     c->resp_header_bytes = 0;
-    proxy_keyval_list_clear(&c->resp_hdrs);
+    proxy_hdr_clear(&c->resp_hdrs);
     if (next) {
         proxy_upstream_next(c);
         return;
     }
     proxy_client_respond(c, c->fail_status, NULL, NULL);
+}
+
+/* The location's proxy_set_header fields first, then nginx's defaults not
+ * overridden; built once per location (one block: the plan, then items). */
+static struct proxy_hdr_plan *
+proxy_hdr_plan_get(struct proxy_loc_conf *lc)
+{
+    static const struct proxy_keyval defaults[] = {
+        { "Host", "$proxy_host" }, { "Connection", "close" },
+        { "Content-Length", "" }, { "Transfer-Encoding", "" }, { "TE", "" },
+        { "Keep-Alive", "" }, { "Expect", "" }, { "Upgrade", "" },
+    };
+    size_t ndef = sizeof(defaults) / sizeof(defaults[0]);
+    size_t nset = lc->headers ? lc->headers->num : 0, i, j;
+    struct proxy_hdr_plan *plan = lc->hdr_plan;
+    struct proxy_set_item *it;
+
+    if (plan) {
+        return plan;
+    }
+    plan = proxy_xcalloc(1, sizeof(*plan) + (nset + ndef) * sizeof(*it));
+    plan->items = (struct proxy_set_item *) (plan + 1);
+    for (i = 0; i < nset + ndef; i++) {
+        const char *k = i < nset ? lc->headers->items[i].key : defaults[i - nset].key;
+        const char *v = i < nset ? lc->headers->items[i].value : defaults[i - nset].value;
+
+        if (i >= nset) {
+            for (j = 0; j < nset; j++) {
+                if (strcasecmp(lc->headers->items[j].key, k) == 0) {
+                    break;
+                }
+            }
+            if (j < nset) {
+                continue;
+            }
+        }
+        it = &plan->items[plan->num++];
+        it->key = k;
+        it->key_len = strlen(k);
+        it->value = v;
+        it->value_len = strlen(v);
+        it->id = proxy_hid_of(k, it->key_len);
+        it->dynamic = strchr(v, '$') != NULL;
+        if (it->id != PROXY_H_OTHER) {
+            plan->known |= PROXY_HBIT(it->id);
+        } else {
+            plan->has_other = 1;
+        }
+    }
+    lc->hdr_plan = plan;
+    return plan;
+}
+
+/* Is a client field replaced by a proxy_set_header field of the plan? */
+static int
+proxy_hdr_plan_sets(const struct proxy_hdr_plan *plan, const struct proxy_hdr *h)
+{
+    size_t i;
+
+    if (h->id != PROXY_H_OTHER) {
+        return (plan->known & PROXY_HBIT(h->id)) != 0;
+    }
+    if (!plan->has_other) {
+        return 0;
+    }
+    for (i = 0; i < plan->num; i++) {
+        if (plan->items[i].id == PROXY_H_OTHER && strcasecmp(plan->items[i].key, h->key) == 0) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Writes the request head and body to the upstream. */
@@ -918,67 +1170,56 @@ proxy_upstream_send(struct proxy_client *c)
 {
     struct proxy_upconn *u = c->up;
     struct proxy_loc_conf *lc = c->loc;
-    struct evbuffer *out = bufferevent_get_output(u->bev);
-    static const struct proxy_keyval defaults[] = {
-        { "Host", "$proxy_host" }, { "Connection", "close" },
-        { "Content-Length", "" }, { "Transfer-Encoding", "" }, { "TE", "" },
-        { "Keep-Alive", "" }, { "Expect", "" }, { "Upgrade", "" },
-    };
-    static const char *hop[] = { "Connection", "Keep-Alive", "Transfer-Encoding",
-        "Content-Length", "TE", "Expect", "Upgrade", "Proxy-Connection", NULL };
-    struct proxy_keyval_list set = { NULL, 0 };
+    struct proxy_hdr_plan *plan = proxy_hdr_plan_get(lc);
+    struct proxy_out o;
     struct timeval rtv, wtv;
-    size_t i, j;
-    char *v;
+    char num[32];
+    size_t i, vlen;
+    const char *v;
+    char *dyn;
+    int n;
 
-    /* proxy_set_header fields first, then nginx's defaults not overridden */
-    for (i = 0; lc->headers && i < lc->headers->num; i++) {
-        proxy_keyval_list_add(&set, lc->headers->items[i].key,
-            lc->headers->items[i].value);
-    }
-    for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-        if (proxy_header_get(&set, defaults[i].key) == NULL) {
-            proxy_keyval_list_add(&set, defaults[i].key, defaults[i].value);
-        }
-    }
-    evbuffer_add_printf(out, "%s %s HTTP/1.%d\r\n", c->method, c->up_uri,
-        lc->http_version == 11 ? 1 : 0);
+    o.ev = bufferevent_get_output(u->bev);
+    o.n = 0;
+    proxy_out_str(&o, c->method);
+    proxy_out_add(&o, " ", 1);
+    proxy_out_str(&o, c->up_uri);
+    proxy_out_add(&o, lc->http_version == 11 ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n", 11);
     c->up_wants_close = 1;
-    for (i = 0; i < set.num; i++) {
-        v = proxy_var_expand(c, set.items[i].value);
-        if (strcasecmp(set.items[i].key, "Connection") == 0) {
-            c->up_wants_close = v[0] == '\0' ? lc->http_version != 11
+    for (i = 0; i < plan->num; i++) {
+        const struct proxy_set_item *it = &plan->items[i];
+
+        dyn = it->dynamic ? proxy_var_expand(c, it->value) : NULL;
+        v = dyn ? dyn : it->value;
+        vlen = dyn ? strlen(dyn) : it->value_len;
+        if (it->id == PROXY_H_CONNECTION) {
+            c->up_wants_close = vlen == 0 ? lc->http_version != 11
                 : proxy_header_has_token(v, "close");
         }
-        if (v[0] != '\0') {   /* an empty value removes the field */
-            evbuffer_add_printf(out, "%s: %s\r\n", set.items[i].key, v);
+        if (vlen != 0) {   /* an empty value removes the field */
+            proxy_out_field(&o, it->key, it->key_len, v, vlen);
         }
-        free(v);
+        free(dyn);
     }
     if (c->body && (evbuffer_get_length(c->body) > 0 || c->body_chunked
-            || proxy_header_get(&c->hdrs, "Content-Length"))) {
-        evbuffer_add_printf(out, "Content-Length: %zu\r\n", evbuffer_get_length(c->body));
+            || proxy_hdr_get(&c->hdrs, PROXY_H_CONTENT_LENGTH))) {
+        n = snprintf(num, sizeof(num), "%zu", evbuffer_get_length(c->body));
+        proxy_out_field(&o, "Content-Length", 14, num, (size_t) n);
     }
     for (i = 0; i < c->hdrs.num; i++) {
-        const char *k = c->hdrs.items[i].key;
+        const struct proxy_hdr *h = &c->hdrs.items[i];
 
-        if (proxy_header_get(&set, k)) {
+        if ((h->id != PROXY_H_OTHER && (PROXY_HOP_REQUEST & PROXY_HBIT(h->id)))
+            || proxy_hdr_plan_sets(plan, h)) {
             continue;
         }
-        for (j = 0; hop[j]; j++) {
-            if (strcasecmp(hop[j], k) == 0) {
-                break;
-            }
-        }
-        if (hop[j] == NULL) {
-            evbuffer_add_printf(out, "%s: %s\r\n", k, c->hdrs.items[i].value);
-        }
+        proxy_out_field(&o, h->key, strlen(h->key), h->value, strlen(h->value));
     }
-    evbuffer_add(out, "\r\n", 2);
+    proxy_out_add(&o, "\r\n", 2);
+    proxy_out_flush(&o);
     if (c->body && evbuffer_get_length(c->body) > 0) {
-        evbuffer_add_buffer_reference(out, c->body);
+        evbuffer_add_buffer_reference(o.ev, c->body);
     }
-    proxy_keyval_list_clear(&set);
     c->request_sent = 1;
 
     rtv.tv_sec = lc->read_timeout / 1000;
@@ -1075,7 +1316,8 @@ proxy_upstream_next(struct proxy_client *c)
     struct proxy_upconn *u;
     struct proxy_peer *peer;
     struct timeval tv;
-    char err[1024], *key;
+    char err[1024];
+    const char *key;
     int idx;
 
     idx = proxy_peer_get(ups, c->tried);
@@ -1090,10 +1332,9 @@ proxy_upstream_next(struct proxy_client *c)
     c->tried |= 1ULL << idx;
     c->num_tried++;
     peer = &ups->peers[idx];
-    key = proxy_xasprintf("%s|%s", peer->addr_text, lc->pass_ssl ? lc->tls_key : "plain");
+    key = lc->pass_ssl ? lc->tls_key : "plain";
 
-    if (ups->keepalive && (u = proxy_idle_take(ups, key)) != NULL) {
-        free(key);
+    if (ups->keepalive && (u = proxy_idle_take(ups, (size_t) idx, key)) != NULL) {
         u->client = c;
         u->reused = 1;
         c->up = u;
@@ -1190,17 +1431,14 @@ static int
 proxy_upstream_header_done(struct proxy_client *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    static const char *skip[] = { "Connection", "Keep-Alive", "Transfer-Encoding",
-        "Content-Length", "Proxy-Connection", "Upgrade", "TE", "Trailer", "Date",
-        "Server", "X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate",
-        "X-Accel-Buffering", "X-Accel-Charset", NULL };
+    struct proxy_out o;
     const char *te, *cl, *conn;
     char date[64], *end;
-    size_t i, j;
+    size_t i;
 
-    te = proxy_header_get(&c->resp_hdrs, "Transfer-Encoding");
-    cl = proxy_header_get(&c->resp_hdrs, "Content-Length");
-    conn = proxy_header_get(&c->resp_hdrs, "Connection");
+    te = proxy_hdr_get(&c->resp_hdrs, PROXY_H_TRANSFER_ENCODING);
+    cl = proxy_hdr_get(&c->resp_hdrs, PROXY_H_CONTENT_LENGTH);
+    conn = proxy_hdr_get(&c->resp_hdrs, PROXY_H_CONNECTION);
     c->resp_up_keepalive = c->resp_minor >= 1
         ? !(conn && proxy_header_has_token(conn, "close"))
         : (conn && proxy_header_has_token(conn, "keep-alive"));
@@ -1231,25 +1469,27 @@ proxy_upstream_header_done(struct proxy_client *c)
         c->keepalive = 0;
     }
     proxy_http_date(date, sizeof(date));
-    evbuffer_add_printf(out, "HTTP/1.1 %s\r\nServer: " PROXY_NAME "\r\nDate: %s\r\n",
-        c->resp_status_line, date);
+    o.ev = out;
+    o.n = 0;
+    proxy_out_add(&o, "HTTP/1.1 ", 9);
+    proxy_out_str(&o, c->resp_status_line);
+    proxy_out_add(&o, "\r\nServer: " PROXY_NAME "\r\nDate: ", sizeof("\r\nServer: " PROXY_NAME "\r\nDate: ") - 1);
+    proxy_out_str(&o, date);
+    proxy_out_add(&o, "\r\n", 2);
     for (i = 0; i < c->resp_hdrs.num; i++) {
-        for (j = 0; skip[j]; j++) {
-            if (strcasecmp(skip[j], c->resp_hdrs.items[i].key) == 0) {
-                break;
-            }
-        }
-        if (skip[j] == NULL) {
-            evbuffer_add_printf(out, "%s: %s\r\n", c->resp_hdrs.items[i].key,
-                c->resp_hdrs.items[i].value);
+        const struct proxy_hdr *h = &c->resp_hdrs.items[i];
+
+        if (h->id == PROXY_H_OTHER || !(PROXY_HOP_RESPONSE & PROXY_HBIT(h->id))) {
+            proxy_out_field(&o, h->key, strlen(h->key), h->value, strlen(h->value));
         }
     }
     if (cl && c->resp_state != PROXY_R_CHUNKED) {
-        evbuffer_add_printf(out, "Content-Length: %s\r\n", cl);
+        proxy_out_field(&o, "Content-Length", 14, cl, strlen(cl));
     } else if (c->resp_out_chunked) {
-        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+        proxy_out_str(&o, "Transfer-Encoding: chunked\r\n");
     }
-    evbuffer_add_printf(out, "Connection: %s\r\n\r\n", c->keepalive ? "keep-alive" : "close");
+    proxy_out_str(&o, c->keepalive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+    proxy_out_flush(&o);
     c->resp_started = 1;
     return 0;
 }
@@ -1327,7 +1567,7 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
             if (c->resp_status >= 100 && c->resp_status < 200) {
                 /* an interim response: wait for the final one */
                 c->resp_got_status = 0;
-                proxy_keyval_list_clear(&c->resp_hdrs);
+                proxy_hdr_clear(&c->resp_hdrs);
                 continue;
             }
             if (proxy_upstream_header_done(c) != 0) {
@@ -1343,8 +1583,7 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
                 "response header from upstream");
             return;
         }
-        proxy_keyval_list_add(&c->resp_hdrs, name, v);
-        free(line);
+        proxy_hdr_add(&c->resp_hdrs, name, v);
     }
 
     switch (c->resp_state) {
@@ -1353,10 +1592,14 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
         if ((long long) n > c->resp_left) {
             n = (size_t) c->resp_left;
         }
-        tmp = evbuffer_new();
-        evbuffer_remove_buffer(in, tmp, n);
-        proxy_client_body_out(c, tmp);
-        evbuffer_free(tmp);
+        if (!c->resp_out_chunked) {
+            evbuffer_remove_buffer(in, bufferevent_get_output(c->bev), n);
+        } else {
+            tmp = evbuffer_new();
+            evbuffer_remove_buffer(in, tmp, n);
+            proxy_client_body_out(c, tmp);
+            evbuffer_free(tmp);
+        }
         c->resp_left -= (long long) n;
         if (c->resp_left == 0) {
             c->resp_state = PROXY_R_DONE;
@@ -1476,7 +1719,7 @@ proxy_request_header_done(struct proxy_client *c)
     char *end;
     size_t i;
 
-    host = proxy_header_get(&c->hdrs, "Host");
+    host = proxy_hdr_get(&c->hdrs, PROXY_H_HOST);
     if (host) {
         char *h = proxy_xstrdup(host), *colon;
 
@@ -1489,7 +1732,7 @@ proxy_request_header_done(struct proxy_client *c)
         c->host = h;
     }
     c->server = proxy_route_server(c->w, c->listen, c->host);
-    conn = proxy_header_get(&c->hdrs, "Connection");
+    conn = proxy_hdr_get(&c->hdrs, PROXY_H_CONNECTION);
     c->keepalive = c->http_minor >= 1 ? !(conn && proxy_header_has_token(conn, "close"))
         : (conn && proxy_header_has_token(conn, "keep-alive"));
     if (c->w->quitting) {
@@ -1503,8 +1746,8 @@ proxy_request_header_done(struct proxy_client *c)
     }
     c->loc = proxy_route_location(c->server, c->uri);
 
-    te = proxy_header_get(&c->hdrs, "Transfer-Encoding");
-    cl = proxy_header_get(&c->hdrs, "Content-Length");
+    te = proxy_hdr_get(&c->hdrs, PROXY_H_TRANSFER_ENCODING);
+    cl = proxy_hdr_get(&c->hdrs, PROXY_H_CONTENT_LENGTH);
     if (te) {
         if (cl || strcasecmp(te, "chunked") != 0) {
             return strcasecmp(te, "chunked") != 0 ? 501 : 400;
@@ -1522,7 +1765,7 @@ proxy_request_header_done(struct proxy_client *c)
         }
         c->body = evbuffer_new();
     }
-    expect = proxy_header_get(&c->hdrs, "Expect");
+    expect = proxy_hdr_get(&c->hdrs, PROXY_H_EXPECT);
     if (c->body && expect && strcasecmp(expect, "100-continue") == 0 && c->http_minor >= 1) {
         evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
     }
@@ -1609,8 +1852,7 @@ proxy_client_process(struct proxy_client *c)
             proxy_client_respond(c, 400, NULL, NULL);
             return;
         }
-        proxy_keyval_list_add(&c->hdrs, name, v);
-        free(line);
+        proxy_hdr_add(&c->hdrs, name, v);
     }
 
     if (c->state == PROXY_C_BODY) {
