@@ -2059,6 +2059,7 @@ int
 proxy_worker_run(struct proxy_conf *conf, int worker_id, char *err, size_t err_len)
 {
     struct proxy_worker w;
+    struct event_config *cfg;
     struct proxy_listener_ctx *lctx;
     struct proxy_listen *l;
     size_t i, n = 0;
@@ -2067,7 +2068,19 @@ proxy_worker_run(struct proxy_conf *conf, int worker_id, char *err, size_t err_l
     memset(&w, 0, sizeof(w));
     w.conf = conf;
     w.next_id = (unsigned long) worker_id * 1000000UL;
-    w.base = event_base_new();
+    /* epoll's change list: libevent batches the event adds and deletes of
+     * one loop iteration into the next epoll_wait() (an add and a delete of
+     * the same event cancel out) instead of one epoll_ctl() each; safe as
+     * no descriptor here is ever dup()ed */
+    cfg = event_config_new();
+    if (cfg) {
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        w.base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+    }
+    if (w.base == NULL) {
+        w.base = event_base_new();
+    }
     if (w.base == NULL) {
         snprintf(err, err_len, "event_base_new() failed");
         return -1;
