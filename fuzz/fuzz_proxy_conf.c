@@ -80,6 +80,17 @@ fuzz_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc, char *err
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void
+fuzz_cleanup(void)
+{
+    char path[320];
+
+    unlink(fuzz_file);
+    snprintf(path, sizeof(path), "%s/inc.conf", fuzz_dir);
+    unlink(path);
+    rmdir(fuzz_dir);
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -93,6 +104,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     snprintf(fuzz_file, sizeof(fuzz_file), "%s/nginx.conf", fuzz_dir);
+    atexit(fuzz_cleanup);
     /* an include target inside the scratch folder */
     {
         char inc[320];

@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -239,6 +240,7 @@ def main(argv=None):
                     help="do not check fds and RSS (e.g. under valgrind)")
     ap.add_argument("--bin-dir", default=BIN)
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--keep", action="store_true", help="keep the run folder (config, logs)")
     args = ap.parse_args(argv)
 
     pki = pki_mod.build()
@@ -370,6 +372,19 @@ http {{
                 proxy.wait()
         for b in backends:
             b.stop()
+        try:
+            with open(f"{tmp}/error.log", errors="replace") as f:
+                log = f.read()
+        except OSError:
+            log = ""
+        # what the proxy saw of the kill: failed attempts it retried elsewhere
+        fig["proxy_errors_logged"] = log.count("[error]")
+        fig["proxy_alerts_logged"] = log.count("[alert]") + log.count("[emerg]")
+        if args.keep:
+            print(f"soak: run folder kept: {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+            fig.pop("proxy_log", None)
     fig["total_seconds"] = round(time.monotonic() - t_start, 1)
 
     problems = []
@@ -382,6 +397,8 @@ http {{
         problems.append(f"{fig['connect_errors']} connections to the proxy failed")
     if sum(fig["counts"].values()) + fig["closed_without_response"] != args.requests:
         problems.append("requests unaccounted for")
+    if fig["proxy_alerts_logged"]:
+        problems.append(f"{fig['proxy_alerts_logged']} [alert]/[emerg] lines in the proxy's log")
     if not fig["proxy_up"]:
         problems.append("the proxy (master or its worker) did not stay up")
     b, a = fig["before"], fig["after"]
@@ -402,6 +419,9 @@ http {{
     print(f"  statuses: {fig['counts']}; closed without a response: "
           f"{fig['closed_without_response']} (all while b2 was down: "
           f"{fig['closed_without_response'] == fig['closed_while_backend_down']})")
+    print(f"  proxy error log: {fig['proxy_errors_logged']} [error] lines (upstream attempts "
+          f"that failed and were retried or answered 502/504), "
+          f"{fig['proxy_alerts_logged']} [alert]/[emerg]")
     print(f"  worker fds: {b['fds']} before, {fig['peak']['fds']} peak, {a['fds']} after "
           f"(tolerance +{args.fd_tolerance})")
     print(f"  worker RSS: {b['rss_kb']} kB before, {fig['peak']['rss_kb']} kB peak, "
