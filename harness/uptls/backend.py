@@ -1,12 +1,27 @@
 """Mock TLS backends: uptls-backend processes and what they observed.
 
-One process per backend of a scenario. It picks its own port and reports
-it on its first stdout line, so there is no port race; it writes one JSON
-line per event to its log file, which this module reads back.
+A run starts a few processes, each serving many listeners (uptls-backend
+--listeners FILE, one JSON object per listener): one listener per backend of
+a scenario, each with its own configuration, session cache and log file.
+Each process reports every listener's port on stdout (so there is no port
+race), and each listener writes one JSON line per event to its own log, which
+this module reads back: an event belongs to exactly one listener, so to one
+scenario's backend.
+
+A scenario's backends are all in one process. If that process dies, every
+scenario it served sees its backends dead (Listener.alive) and errors. A
+bad listener spec (a cipher string OpenSSL refuses, say) stops its whole
+process before anything listens; start_listeners then errors the scenario
+it belongs to and starts the others again without it.
+
+BackendProcess runs one uptls-backend with a plain command line (one
+listener), for tools that want exactly that (soak/).
 """
 
 import json
+import math
 import os
+import re
 import select
 import signal
 import subprocess
@@ -15,6 +30,8 @@ import time
 from . import BIN, UptlsError
 
 START_TIMEOUT = 10.0
+START_TIMEOUT_PER_LISTENER = 0.1  # loading a certificate takes ~1 ms; valgrind is slower
+GROUP_SIZE = 64   # listeners per process at most: bounds what one crash takes down
 
 
 class BackendProcess:
@@ -87,44 +104,231 @@ class BackendProcess:
 
     def events(self):
         """Every event line logged so far (a torn last line is left for later)."""
-        try:
-            with open(self.log_path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        out = []
-        for raw in data.split(b"\n")[:-1]:
-            if raw.strip():
-                try:
-                    out.append(json.loads(raw))
-                except ValueError:
-                    out.append({"event": "garbled", "raw": raw[:200].decode(errors="replace")})
-        return out
+        return read_events(self.log_path)
 
 
-def argv_for(backend, pki, run_dir, slug, backend_bin=None):
-    """uptls-backend's command line for a scenario's [[backend]] table."""
-    exe = backend_bin or os.path.join(BIN, "uptls-backend")
+def read_events(log_path):
+    try:
+        with open(log_path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    out = []
+    for raw in data.split(b"\n")[:-1]:
+        if raw.strip():
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                out.append({"event": "garbled", "raw": raw[:200].decode(errors="replace")})
+    return out
+
+
+def spec_for(backend, pki, run_dir, slug):
+    """The --listeners line (a dict) for a scenario's [[backend]] table."""
     o = backend.options
     log = os.path.join(run_dir, "backends", f"{slug}.{backend.name}.jsonl")
     os.makedirs(os.path.dirname(log), exist_ok=True)
-    argv = [exe, "--name", backend.name,
-            "--cert", pki.path(backend.certificate, "chain.pem"),
-            "--key", pki.path(backend.certificate, "key"),
-            "--listen", "127.0.0.1", "--port", "0", "--log", log]
-    auth = o.get("client_auth", "none")
-    argv += ["--client-auth", auth]
+    spec = {"name": backend.name,
+            "cert": pki.path(backend.certificate, "chain.pem"),
+            "key": pki.path(backend.certificate, "key"),
+            "listen": "127.0.0.1", "port": 0, "log": log,
+            "client-auth": o.get("client_auth", "none")}
     if o.get("client_ca"):
-        argv += ["--client-ca", pki.bundle(run_dir, o["client_ca"], "pem")]
-    for key, flag in (("min_proto", "--min-proto"), ("max_proto", "--max-proto"),
-                      ("ciphers", "--ciphers"), ("ciphersuites", "--ciphersuites")):
+        spec["client-ca"] = pki.bundle(run_dir, o["client_ca"], "pem")
+    for key, opt in (("min_proto", "min-proto"), ("max_proto", "max-proto"),
+                     ("ciphers", "ciphers"), ("ciphersuites", "ciphersuites")):
         if key in o:
-            argv += [flag, o[key]]
-    for key, flag in (("session_cache", "--session-cache"), ("tickets", "--tickets")):
+            spec[opt] = o[key]
+    for key, opt in (("session_cache", "session-cache"), ("tickets", "tickets")):
         if key in o:
-            argv += [flag, "on" if o[key] else "off"]
+            spec[opt] = "on" if o[key] else "off"
     if o.get("close_after_response"):
-        argv.append("--close-after-response")
-    for fault in o.get("faults", []):
-        argv += ["--fault", fault]
-    return argv, log
+        spec["close-after-response"] = True
+    if o.get("faults"):
+        spec["fault"] = list(o["faults"])
+    return spec
+
+
+class Listener:
+    """One backend of one scenario: a listener of a BackendGroup's process.
+    alive(), stderr_tail() and stop() are the process's."""
+
+    def __init__(self, spec, group):
+        self.name = spec["name"]
+        self.spec = spec
+        self.log_path = spec["log"]
+        self.group = group
+        self.port = None
+
+    def alive(self):
+        return self.group.alive()
+
+    def stderr_tail(self, n=2000):
+        return self.group.stderr_tail(n)
+
+    def stop(self):
+        self.group.stop()
+
+    def events(self):
+        return read_events(self.log_path)
+
+
+class GroupStartError(UptlsError):
+    def __init__(self, message, bad):
+        super().__init__(message)
+        self.bad = bad  # {listener position (0-based): [its problems]}
+
+
+class BackendGroup:
+    """One uptls-backend process serving many listeners (--listeners FILE)."""
+
+    def __init__(self, path, specs, backend_bin=None):
+        self.path = path          # the listeners file; kept in the run folder for replay
+        self.exe = backend_bin or os.path.join(BIN, "uptls-backend")
+        self.listeners = [Listener(s, self) for s in specs]
+        self.proc = None
+        self.stderr_path = path + ".stderr"
+
+    def spawn(self):
+        """Start the process. Call from the main thread: uptls-backend sets
+        PR_SET_PDEATHSIG, which fires when the *thread* that forked it ends."""
+        with open(self.path, "w") as f:
+            for lst in self.listeners:
+                f.write(json.dumps(lst.spec) + "\n")
+        try:
+            # stderr to a file: a pipe nobody drains could block a backend
+            # writing a long sanitizer report at exit.
+            with open(self.stderr_path, "wb") as err:
+                self.proc = subprocess.Popen([self.exe, "--listeners", self.path],
+                                             stdout=subprocess.PIPE, stderr=err,
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as e:
+            raise GroupStartError(f"cannot run {self.exe}: {e.strerror}", {}) from None
+        return self
+
+    def wait_ready(self):
+        """Read the listening lines (one per listener, then ready)."""
+        deadline = time.monotonic() + START_TIMEOUT + \
+            START_TIMEOUT_PER_LISTENER * len(self.listeners)
+        buf, lines = b"", []
+        while time.monotonic() < deadline and not (lines and lines[-1].get("event") == "ready"):
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if r:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                buf += chunk
+                *done, buf = buf.split(b"\n")
+                try:
+                    lines += [json.loads(x) for x in done if x.strip()]
+                except ValueError:
+                    break
+            elif self.proc.poll() is not None:
+                break
+        ports = {x.get("listener"): x.get("port") for x in lines if x.get("event") == "listening"}
+        if not (lines and lines[-1].get("event") == "ready") or \
+                sorted(ports) != list(range(1, len(self.listeners) + 1)):
+            rc = self.proc.poll()
+            self.stop()
+            bad = {}
+            for m in re.finditer(r"^uptls-backend: listener (\d+) .*$",
+                                 self.stderr_tail(1 << 18), re.M):
+                bad.setdefault(int(m.group(1)) - 1, []).append(m.group(0))
+            why = "timed out" if rc is None else f"exit status {rc}"
+            raise GroupStartError(f"uptls-backend --listeners {self.path} did not start "
+                                  f"({why}): {self.stderr_tail() or buf[:300]!r}", bad)
+        for i, lst in enumerate(self.listeners, 1):
+            lst.port = int(ports[i])
+        return self
+
+    def stderr_tail(self, n=2000):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read()[-n:].decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _fresh_path(folder, pattern):
+    """folder/pattern with the first number not yet taken (the file is created)."""
+    for i in range(1, 1 << 20):
+        path = os.path.join(folder, pattern.format(i))
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            return path
+        except FileExistsError:
+            continue
+    raise UptlsError(f"no free file name in {folder}")
+
+
+def start_listeners(specs, folder, backend_bin=None, group_size=GROUP_SIZE):
+    """Start the listeners of many owners (scenarios) in ceil(listeners /
+    group_size) processes, each owner's listeners in one process, owners dealt
+    round-robin (neighbours in the list, which run at the same time, land in
+    different processes).
+
+    specs: {owner: [spec, ...]}, in order. Returns ({owner: {name: Listener}},
+    {owner: why its backends could not start}, [BackendGroup, ...]). Call
+    from the main thread (see BackendGroup.spawn)."""
+    started = {k: {} for k in specs if not specs[k]}
+    failed, groups = {}, []
+    pending = [k for k in specs if specs[k]]
+    for attempt in range(3):
+        if not pending:
+            break
+        n = max(1, math.ceil(sum(len(specs[k]) for k in pending) / group_size))
+        plan = [pending[i::n] for i in range(n)]
+        tries = []
+        for owners in plan:
+            if owners:
+                path = _fresh_path(folder, "listeners-{}.jsonl")
+                tries.append((owners, BackendGroup(path, [s for k in owners for s in specs[k]],
+                                                   backend_bin)))
+        for _, group in tries:  # all spawned first: they load their certificates in parallel
+            try:
+                group.spawn()
+            except GroupStartError as e:
+                group.error = e
+        pending = []
+        for owners, group in tries:
+            err = getattr(group, "error", None)
+            if err is None:
+                try:
+                    group.wait_ready()
+                except GroupStartError as e:
+                    err = e
+            spans, i = {}, 0
+            for k in owners:
+                spans[k] = range(i, i + len(specs[k]))
+                i += len(specs[k])
+            if err is None:
+                groups.append(group)
+                for k in owners:
+                    started[k] = {group.listeners[j].name: group.listeners[j] for j in spans[k]}
+                continue
+            # The owners of the listeners named on stderr fail; the others
+            # are started again without them. If none is named (a crash, a
+            # missing binary) or on the last attempt, every owner fails.
+            named = {k: "; ".join(ln for j in spans[k] for ln in err.bad.get(j, []))
+                     for k in owners if any(j in err.bad for j in spans[k])}
+            for k in owners:
+                if k in named:
+                    failed[k] = named[k]
+                elif not named or attempt == 2:
+                    failed[k] = str(err)
+                else:
+                    pending.append(k)
+    return started, failed, groups

@@ -20,7 +20,7 @@ import threading
 import time
 
 from . import UptlsError, pki as pki_mod
-from .backend import BackendProcess, argv_for
+from .backend import spec_for, start_listeners
 from .targets.base import TargetStartError
 from .verdict import check_step, observed_view, summarize
 
@@ -104,14 +104,26 @@ class Run:
                                          len(self.jobs), variant=w.why))
 
     # -- set-up ---------------------------------------------------------------------
-    def _start_backends(self, job):
+    def _start_backends(self, jobs):
+        """Start every job's backends as listeners of a few uptls-backend
+        processes (see backend.start_listeners); return the jobs whose
+        backends listen. A job whose backend will not start (a bad cipher
+        string, say) gets 'error'; the others start without it."""
+        specs = {job.key: [spec_for(b, self.pki, self.run_dir, _slug(job.index))
+                           for b in job.scenario.backends] for job in jobs}
+        started, failed, _ = start_listeners(specs, os.path.join(self.run_dir, "backends"))
+        for job in jobs:
+            if job.key in failed:
+                job.result = self._result(job, "error", f"backend did not start: {failed[job.key]}")
+                self.progress(job.result)
+                continue
+            job.backends = started[job.key]
+            self._units(job)
+        return [job for job in jobs if job.key not in failed]
+
+    def _units(self, job):
         sc = job.scenario
         slug = _slug(job.index)
-        for b in sc.backends:
-            argv, log = argv_for(b, self.pki, self.run_dir, slug)
-            job.backends[b.name] = BackendProcess(b.name, argv, log).spawn()
-        for b in job.backends.values():
-            b.wait_port()
         for loc in sc.locations:
             servers = [f"127.0.0.1:{job.backends[bn].port}" for bn in loc.backends]
             host = loc.upstream_host
@@ -163,18 +175,8 @@ class Run:
         return [b[0] for b in batches]
 
     def _run_batch(self, jobs):
-        # In this thread: see BackendProcess.spawn. A backend that will not
-        # start (a bad cipher string, say) errors its scenario, not the batch.
-        started = []
-        for job in jobs:
-            try:
-                self._start_backends(job)
-                started.append(job)
-            except UptlsError as e:
-                self._stop_backends([job])
-                job.result = self._result(job, "error", f"backend did not start: {e}")
-                self.progress(job.result)
-        jobs = started
+        # In this thread: see BackendGroup.spawn.
+        jobs = self._start_backends(jobs)
         if not jobs:
             return
         units = [u for j in jobs for u in j.units.values()]
@@ -204,6 +206,7 @@ class Run:
             self._check_alerts(jobs)
 
     def _stop_backends(self, jobs):
+        # A process serves the listeners of many jobs; stopping it twice is a no-op.
         for job in jobs:
             for b in job.backends.values():
                 b.stop()
