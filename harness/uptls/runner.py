@@ -100,7 +100,8 @@ class Run:
                 for i, w in enumerate(sc.wrong, 1):
                     if w.fault and not (w.proxy or w.drop):
                         continue  # a fault variant needs its own target process
-                    self.jobs.append(Job(f"{sc.id}~wrong{i}", sc.with_settings(w.proxy, w.drop),
+                    self.jobs.append(Job(f"{sc.id}~wrong{i}",
+                                         sc.with_settings(w.proxy, w.drop, w.location),
                                          len(self.jobs), variant=w.why))
 
     # -- set-up ---------------------------------------------------------------------

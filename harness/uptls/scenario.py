@@ -117,6 +117,7 @@ WRONG_KEYS = {
     "proxy": (dict, "settings overriding the scenario's [proxy] (or every location)"),
     "drop": (list, "settings removed from the scenario's locations"),
     "fault": (str, "uptls-proxy fault switch that breaks the checked directive"),
+    "location": (str, "the one location the variant changes (default: every location)"),
     "fails_at_step": (int, "the step whose expectation the variant must break (default: any)"),
 }
 TOP_KEYS = {
@@ -173,6 +174,7 @@ class Wrong:
     drop: tuple
     fault: str | None
     fails_at_step: int | None = None
+    location: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,10 +200,13 @@ class Scenario:
             need.update(loc.settings)
         return need
 
-    def with_settings(self, overrides, drop=()):
-        """A copy whose locations carry changed settings (a wrong-way variant)."""
+    def with_settings(self, overrides, drop=(), location=None):
+        """A copy whose locations (or the one named) carry changed settings."""
         locs = []
         for loc in self.locations:
+            if location and loc.name != location:
+                locs.append(loc)
+                continue
             s = {k: v for k, v in loc.settings.items() if k not in drop}
             s.update(overrides)
             locs.append(dataclasses.replace(loc, settings=s))
@@ -375,7 +380,9 @@ def load_file(path, root=SCENARIO_DIR, entities=None):
             errors.append(f"{_where(path)}: {where}fails_at_step must name one of the "
                           f"{len(data['step'])} step(s)")
         wrong.append(Wrong(w.get("why", ""), w.get("proxy", {}), tuple(w.get("drop", [])),
-                           w.get("fault"), w.get("fails_at_step")))
+                           w.get("fault"), w.get("fails_at_step"), w.get("location")))
+        if w.get("location") and w["location"] not in lnames:
+            errors.append(f"{_where(path)}: {where}unknown location '{w['location']}'")
 
     if entities is not None:
         refs = [(f"[[backend]] {b.name}: certificate", b.certificate) for b in backends]
