@@ -157,6 +157,7 @@ struct backend_log {
     int fd;
     int owned;
     const char *name;
+    unsigned long listener; /* with --listeners: its position (1, 2, ...), in every line */
     double t0;
     struct json_writer jw;
 };
@@ -164,7 +165,8 @@ struct backend_log {
 int backend_log_open(struct backend_log *log, const char *path, const char *name, char *err,
                      size_t err_len);
 void backend_log_close(struct backend_log *log);
-/* Starts a line: {"event":EVENT,"name":NAME,"conn":CONN,"t":T  (conn 0 = omitted) */
+/* Starts a line: {"event":EVENT,"name":NAME,"listener":N,"conn":CONN,"t":T
+ * (listener 0 = omitted, conn 0 = omitted) */
 struct json_writer *backend_log_begin(struct backend_log *log, const char *event,
                                       unsigned long conn);
 /* Closes the object and writes the line. */

@@ -282,6 +282,10 @@ struct json_writer *backend_log_begin(struct backend_log *log, const char *event
     json_str(jw, event);
     json_key(jw, "name");
     json_str(jw, log->name);
+    if (log->listener != 0) {
+        json_key(jw, "listener");
+        json_int(jw, (long long)log->listener);
+    }
     if (conn != 0) {
         json_key(jw, "conn");
         json_int(jw, (long long)conn);

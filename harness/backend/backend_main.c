@@ -200,6 +200,8 @@ int main(int argc, char **argv)
             report(prefix, err);
             bad = 1;
         }
+        if (many) /* so that listeners can share one log */
+            srvs[i].log.listener = i + 1;
     }
     if (bad) {
         status = 2;

@@ -907,6 +907,8 @@ def test_listeners_lines_and_own_configs(pki, listeners, via_stdin):
     assert [e["path"] for e in b[2].events("request")] == ["/three"]
     assert [e["conn"] for e in b[2].events("handshake")] == [1, 2]
     assert {e["name"] for e in b[2].events()} == {"b2"}
+    for i in range(4):  # every line says which listener wrote it
+        assert {e["listener"] for e in b[i].events()} == {i + 1}
     hs = b[2].events("handshake")
     assert hs[0]["client_cert"]["chain_len"] == 1 and hs[1]["ok"] is False
 
@@ -931,6 +933,18 @@ def test_listeners_never_share_sessions(pki, listeners, maxv, opts):
     b2.wait_for("close")
     assert [h["resumed"] for h in b1.events("handshake")] == [False, True]
     assert [h["resumed"] for h in b2.events("handshake")] == [False]
+
+
+def test_listeners_sharing_one_log(pki, tmp_path, listeners):
+    # same name, same log: the listener field tells their lines apart
+    log = str(tmp_path / "shared.jsonl")
+    ls = listeners(pki, [{"name": "b1", "log": log}, {"name": "b1", "log": log}])
+    for i, port in enumerate(ls.ports * 2):
+        get(port, client_ctx(pki), f"/{i}")
+    b = ls.backend(0)
+    b.wait_for("close", count=4)
+    paths = {(e["listener"], e["conn"], e["path"]) for e in b.events("request")}
+    assert paths == {(1, 1, "/0"), (2, 1, "/1"), (1, 2, "/2"), (2, 2, "/3")}
 
 
 def test_listeners_sigterm_closes_every_listener(pki, listeners):

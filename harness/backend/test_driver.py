@@ -38,7 +38,7 @@ def cert(tmp_path_factory):
 
 def spec(cert, folder, owner, name, **extra):
     return {"name": name, "cert": cert[0], "key": cert[1], "listen": "127.0.0.1", "port": 0,
-            "log": os.path.join(folder, f"{owner}.{name}.jsonl"), **extra}
+            **extra}
 
 
 def request(port, path):
@@ -90,17 +90,24 @@ def test_owners_packed_into_few_processes(cert, tmp_path, groups):
     assert started["s0"]["b1"].group is not started["s1"]["b1"].group
     ports = [lst.port for lsts in started.values() for lst in lsts.values()]
     assert len(set(ports)) == 10
-    # every event lands in its own listener's log, and nowhere else
+    # every event is its own listener's, and no other's
+    for _ in range(2):
+        for owner, lsts in started.items():
+            for name, lst in lsts.items():
+                assert f"backend={name} conn=".encode() in request(lst.port, f"/{owner}/{name}")
     for owner, lsts in started.items():
         for name, lst in lsts.items():
-            assert f"backend={name} conn=1 req=1".encode() in request(lst.port, f"/{owner}/{name}")
-    for owner, lsts in started.items():
-        for name, lst in lsts.items():
-            reqs = wait_events(lst, "request")
-            assert [r["path"] for r in reqs] == [f"/{owner}/{name}"]
-    # the listeners files stay in the folder: a run can be replayed by hand
-    assert len([f for f in os.listdir(tmp_path) if f.startswith("listeners-")
-                and f.endswith(".jsonl")]) == 3
+            reqs = wait_events(lst, "request", count=2)
+            assert [(r["conn"], r["path"]) for r in reqs] == \
+                [(1, f"/{owner}/{name}"), (2, f"/{owner}/{name}")]
+            assert {e["listener"] for e in lst.events()} == {lst.position}
+    # one log per process; the listeners files stay in the folder: a run can
+    # be replayed by hand
+    files = sorted(os.listdir(tmp_path))
+    assert [f for f in files if f.endswith(".log.jsonl")] == \
+        [f"listeners-{i}.log.jsonl" for i in (1, 2, 3)]
+    assert [f for f in files if f.endswith(".stderr")] == \
+        [f"listeners-{i}.jsonl.stderr" for i in (1, 2, 3)]
 
 
 def test_bad_listener_errors_only_its_owner(cert, tmp_path, groups):
@@ -169,7 +176,6 @@ def test_spec_for_maps_every_option(tmp_path):
     s = driver.spec_for(b, Pki(), str(tmp_path), "s007")
     assert s == {"name": "b2", "cert": "/pki/server-a.chain.pem", "key": "/pki/server-a.key",
                  "listen": "127.0.0.1", "port": 0,
-                 "log": str(tmp_path / "backends" / "s007.b2.jsonl"),
                  "client-auth": "require", "client-ca": f"{tmp_path}/bundle-root-a.pem",
                  "min-proto": "TLSv1.2", "max-proto": "TLSv1.3", "ciphers": "ECDHE+AESGCM",
                  "ciphersuites": "TLS_AES_128_GCM_SHA256", "session-cache": "off",

@@ -2,11 +2,11 @@
 
 A run starts a few processes, each serving many listeners (uptls-backend
 --listeners FILE, one JSON object per listener): one listener per backend of
-a scenario, each with its own configuration, session cache and log file.
-Each process reports every listener's port on stdout (so there is no port
-race), and each listener writes one JSON line per event to its own log, which
-this module reads back: an event belongs to exactly one listener, so to one
-scenario's backend.
+a scenario, each with its own configuration and session cache. Each process
+reports every listener's port on stdout (so there is no port race) and
+writes one JSON line per event to its log, one log per process; every line
+carries its listener's position, so an event belongs to exactly one
+listener, that is to one scenario's backend (Listener.events).
 
 A scenario's backends are all in one process. If that process dies, every
 scenario it served sees its backends dead (Listener.alive) and errors. A
@@ -25,6 +25,7 @@ import re
 import select
 import signal
 import subprocess
+import threading
 import time
 
 from . import BIN, UptlsError
@@ -124,14 +125,13 @@ def read_events(log_path):
 
 
 def spec_for(backend, pki, run_dir, slug):
-    """The --listeners line (a dict) for a scenario's [[backend]] table."""
+    """The --listeners line (a dict) for a scenario's [[backend]] table; its
+    log is its process's (BackendGroup)."""
     o = backend.options
-    log = os.path.join(run_dir, "backends", f"{slug}.{backend.name}.jsonl")
-    os.makedirs(os.path.dirname(log), exist_ok=True)
     spec = {"name": backend.name,
             "cert": pki.path(backend.certificate, "chain.pem"),
             "key": pki.path(backend.certificate, "key"),
-            "listen": "127.0.0.1", "port": 0, "log": log,
+            "listen": "127.0.0.1", "port": 0,
             "client-auth": o.get("client_auth", "none")}
     if o.get("client_ca"):
         spec["client-ca"] = pki.bundle(run_dir, o["client_ca"], "pem")
@@ -151,13 +151,15 @@ def spec_for(backend, pki, run_dir, slug):
 
 class Listener:
     """One backend of one scenario: a listener of a BackendGroup's process.
-    alive(), stderr_tail() and stop() are the process's."""
+    alive(), stderr_tail() and stop() are the process's; events() are the
+    lines of the process's log that carry this listener's position."""
 
-    def __init__(self, spec, group):
+    def __init__(self, spec, group, position):
         self.name = spec["name"]
         self.spec = spec
-        self.log_path = spec["log"]
         self.group = group
+        self.position = position  # 1, 2, ... as uptls-backend numbers them
+        self.log_path = group.log_path
         self.port = None
 
     def alive(self):
@@ -170,7 +172,7 @@ class Listener:
         self.group.stop()
 
     def events(self):
-        return read_events(self.log_path)
+        return self.group.events_of(self.position)
 
 
 class GroupStartError(UptlsError):
@@ -185,16 +187,46 @@ class BackendGroup:
     def __init__(self, path, specs, backend_bin=None):
         self.path = path          # the listeners file; kept in the run folder for replay
         self.exe = backend_bin or os.path.join(BIN, "uptls-backend")
-        self.listeners = [Listener(s, self) for s in specs]
+        # One log for all the listeners (each line names its listener): one
+        # file to create instead of one per backend, and one to read.
+        self.log_path = path[:-len(".jsonl")] + ".log.jsonl"
+        self.listeners = [Listener(s, self, i) for i, s in enumerate(specs, 1)]
         self.proc = None
         self.stderr_path = path + ".stderr"
+        self._lock = threading.Lock()
+        self._offset = 0
+        self._events = {}  # position -> [event, ...]
+
+    def events_of(self, position):
+        """The events of one listener logged so far (a torn last line is left
+        for later). The log is read from where the last call stopped."""
+        with self._lock:
+            try:
+                with open(self.log_path, "rb") as f:
+                    f.seek(self._offset)
+                    data = f.read()
+            except FileNotFoundError:
+                data = b""
+            end = data.rfind(b"\n") + 1
+            self._offset += end
+            for raw in data[:end].split(b"\n"):
+                if not raw.strip():
+                    continue
+                try:
+                    e = json.loads(raw)
+                except ValueError:
+                    m = re.search(rb'"listener":(\d+)', raw)
+                    e = {"event": "garbled", "listener": int(m.group(1)) if m else None,
+                         "raw": raw[:200].decode(errors="replace")}
+                self._events.setdefault(e.get("listener"), []).append(e)
+            return list(self._events.get(position, ()))
 
     def spawn(self):
         """Start the process. Call from the main thread: uptls-backend sets
         PR_SET_PDEATHSIG, which fires when the *thread* that forked it ends."""
         with open(self.path, "w") as f:
             for lst in self.listeners:
-                f.write(json.dumps(lst.spec) + "\n")
+                f.write(json.dumps({**lst.spec, "log": self.log_path}) + "\n")
         try:
             # stderr to a file: a pipe nobody drains could block a backend
             # writing a long sanitizer report at exit.
@@ -283,6 +315,7 @@ def start_listeners(specs, folder, backend_bin=None, group_size=GROUP_SIZE):
     specs: {owner: [spec, ...]}, in order. Returns ({owner: {name: Listener}},
     {owner: why its backends could not start}, [BackendGroup, ...]). Call
     from the main thread (see BackendGroup.spawn)."""
+    os.makedirs(folder, exist_ok=True)
     started = {k: {} for k in specs if not specs[k]}
     failed, groups = {}, []
     pending = [k for k in specs if specs[k]]
