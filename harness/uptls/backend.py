@@ -35,7 +35,35 @@ START_TIMEOUT_PER_LISTENER = 0.1  # loading a certificate takes ~1 ms; valgrind 
 GROUP_SIZE = 64   # listeners per process at most: bounds what one crash takes down
 
 
-class BackendProcess:
+class _Process:
+    """What a single backend and a group of listeners share: one uptls-backend
+    process, its stderr file, and how it is stopped."""
+
+    proc = None
+    stderr_path = None
+
+    def stderr_tail(self, n=2000):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read()[-n:].decode(errors="replace").strip()
+        except (OSError, TypeError):
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class BackendProcess(_Process):
     def __init__(self, name, argv, log_path):
         self.name = name
         self.argv = argv
@@ -82,26 +110,6 @@ class BackendProcess:
                              f"{self.stderr_tail() or line!r} "
                              f"(command: {' '.join(self.argv)})") from None
         return self
-
-    def stderr_tail(self, n=2000):
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read()[-n:].decode(errors="replace").strip()
-        except (OSError, AttributeError):
-            return ""
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
     def events(self):
         """Every event line logged so far (a torn last line is left for later)."""
@@ -181,7 +189,7 @@ class GroupStartError(UptlsError):
         self.bad = bad  # {listener position (0-based): [its problems]}
 
 
-class BackendGroup:
+class BackendGroup(_Process):
     """One uptls-backend process serving many listeners (--listeners FILE)."""
 
     def __init__(self, path, specs, backend_bin=None):
@@ -273,25 +281,6 @@ class BackendGroup:
             lst.port = int(ports[i])
         return self
 
-    def stderr_tail(self, n=2000):
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read()[-n:].decode(errors="replace").strip()
-        except OSError:
-            return ""
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def _fresh_path(folder, pattern):
