@@ -1,7 +1,6 @@
 """Shared by the harness's own tests: build once, run the driver in-process."""
 
 import functools
-import os
 import subprocess
 
 from uptls import ROOT, pki as pki_mod, scenario as sc_mod, targets

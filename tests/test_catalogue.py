@@ -1,6 +1,5 @@
 """The catalogue itself: it loads, and every scenario can fail."""
 
-import os
 import textwrap
 
 import pytest

@@ -4,7 +4,6 @@ killed and restarted mid-run. Every response is 200, 502 or 504; the proxy
 stays up; its worker's fds and RSS come back to their level after the load."""
 
 import json
-import os
 import subprocess
 import sys
 import time

@@ -9,7 +9,6 @@ one line and exit status 2.
 """
 
 import os
-import sys
 import threading
 
 import pytest

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 
-from . import UptlsError, pki as pki_mod
+from . import UptlsError
 from .backend import spec_for, start_listeners
 from .targets.base import TargetStartError
 from .verdict import check_step, observed_view, summarize

@@ -68,8 +68,8 @@ import re
 import signal
 import subprocess
 
-from .base import Target
-from .haproxy import checks_default_protocols, find_executable
+from .base import Target, find_executable
+from .haproxy import checks_default_protocols
 from .nginx import is_ip
 
 DOCS = "mod_ssl.xml"

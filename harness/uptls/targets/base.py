@@ -254,6 +254,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def find_executable(target_bin, name, hint, fallbacks=()):
+    """TARGET_BIN if given (it must be executable), else NAME on PATH or in sbin."""
+    if target_bin:
+        if not (os.path.isfile(target_bin) and os.access(target_bin, os.X_OK)):
+            raise TargetStartError(f"TARGET_BIN={target_bin}: no executable file there")
+        return os.path.abspath(target_bin)
+    path = which(name, list(fallbacks) + ["/usr/sbin", "/usr/local/sbin"])
+    if not path:
+        raise TargetStartError(f"no {name} binary on PATH or in /usr/sbin: {hint}")
+    return os.path.abspath(path)
+
+
 def which(name, fallbacks=()):
     for d in os.environ.get("PATH", "").split(os.pathsep) + list(fallbacks):
         p = os.path.join(d, name)

@@ -58,22 +58,11 @@ import re
 import signal
 import subprocess
 
-from .base import Target, TargetStartError, which
+from .base import Target, find_executable
 
 PROTO = {"TLSv1": "TLSv1.0", "TLSv1.1": "TLSv1.1", "TLSv1.2": "TLSv1.2", "TLSv1.3": "TLSv1.3"}
 ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 DOC = "HAProxy 2.6 configuration.txt 5.2"
-
-
-def find_executable(target_bin, name, hint):
-    if target_bin:
-        if not (os.path.isfile(target_bin) and os.access(target_bin, os.X_OK)):
-            raise TargetStartError(f"TARGET_BIN={target_bin}: no executable file there")
-        return os.path.abspath(target_bin)
-    path = which(name, ["/usr/sbin", "/usr/local/sbin"])
-    if not path:
-        raise TargetStartError(f"no {name} binary on PATH or in /usr/sbin: {hint}")
-    return os.path.abspath(path)
 
 
 def protocol_range(protocols):

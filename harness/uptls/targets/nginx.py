@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 
-from .base import Target, TargetStartError, which
+from .base import Target, find_executable
 
 # Documented defaults of the versions we know, for scenarios that check a
 # default (protocol/default-versions): nginx 1.22 offers TLSv1 TLSv1.1
@@ -58,17 +58,9 @@ class NginxTarget(Target):
     unique_upstream_hosts = True
 
     def find_binary(self):
-        if self.target_bin:
-            path = self.target_bin
-            if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-                raise TargetStartError(f"TARGET_BIN={path}: no executable file there")
-        else:
-            path = which(self.binary_name, ["/usr/sbin", "/usr/local/sbin",
-                                            "/usr/local/nginx/sbin"])
-            if not path:
-                raise TargetStartError(f"no {self.binary_name} binary on PATH or in /usr/sbin: "
-                                       "install it (make deps) or set TARGET_BIN=/path/to/nginx")
-        self.binary = os.path.abspath(path)
+        self.binary = find_executable(self.target_bin, self.binary_name,
+                                      "install it (make deps) or set TARGET_BIN=/path/to/nginx",
+                                      ["/usr/local/nginx/sbin"])
         return self.binary
 
     def version_info(self):
