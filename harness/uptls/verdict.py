@@ -159,14 +159,24 @@ def check_step(expect, responses, conns, pki, target=None):
                                      f"expected the proxy to send {expect['client_chain_len']} "
                                      f"certificate(s); conn {c['conn']} sent {got}"))
 
-    if "offered_versions" in expect and need_hellos("offered versions"):
-        want = set(expect["offered_versions"])
+    # Exact sets offered in every ClientHello: (key, what, which offered items).
+    for key, what, items in (
+            ("offered_versions", "versions", lambda h: set(h.get("versions") or [])),
+            ("offered_ciphers", "TLS<=1.2 suites",
+             lambda h: {c for c in h.get("ciphers") or []
+                        if c not in SCSV and not is_tls13_suite(c)}),
+            ("offered_ciphersuites", "TLS 1.3 suites",
+             lambda h: {c for c in h.get("ciphers") or [] if is_tls13_suite(c)})):
+        if key not in expect or not need_hellos(f"offered {what}"):
+            continue
+        want = set(expect[key])
         for h in hellos:
-            got = set(h.get("versions") or [])
+            got = items(h)
             if got != want:
                 fails.append(Failure("wrong-observation",
-                                     f"expected versions offered {sorted(want)}; the ClientHello "
-                                     f"offered {sorted(got)}"))
+                                     f"expected {what} offered {sorted(want)}; the ClientHello "
+                                     f"offered {sorted(got)} (extra {sorted(got - want)}, "
+                                     f"missing {sorted(want - got)})"))
                 break
     if "offered_versions_exclude" in expect and need_hellos("offered versions"):
         for h in hellos:
@@ -182,16 +192,6 @@ def check_step(expect, responses, conns, pki, target=None):
             fails.append(Failure("wrong-observation",
                                  f"expected {expect['negotiated_version']} negotiated; got {got}"))
 
-    if "offered_ciphers" in expect and need_hellos("offered ciphers"):
-        want = set(expect["offered_ciphers"])
-        for h in hellos:
-            got = {c for c in h.get("ciphers") or [] if c not in SCSV and not is_tls13_suite(c)}
-            if got != want:
-                fails.append(Failure("wrong-observation",
-                                     f"expected TLS<=1.2 suites offered {sorted(want)}; got "
-                                     f"{sorted(got)} (extra {sorted(got - want)}, missing "
-                                     f"{sorted(want - got)})"))
-                break
     if "offered_ciphers_exclude" in expect and need_hellos("offered ciphers"):
         for h in hellos:
             bad = [c for c in h.get("ciphers") or [] if c not in SCSV and
@@ -199,15 +199,6 @@ def check_step(expect, responses, conns, pki, target=None):
             if bad:
                 fails.append(Failure("wrong-observation",
                                      f"the ClientHello offered excluded suites {bad}"))
-                break
-    if "offered_ciphersuites" in expect and need_hellos("offered TLS 1.3 suites"):
-        want = set(expect["offered_ciphersuites"])
-        for h in hellos:
-            got = {c for c in h.get("ciphers") or [] if is_tls13_suite(c)}
-            if got != want:
-                fails.append(Failure("wrong-observation",
-                                     f"expected TLS 1.3 suites offered {sorted(want)}; got "
-                                     f"{sorted(got)}"))
                 break
     if "negotiated_cipher" in expect and need_handshakes("the negotiated cipher"):
         got = sorted({c["handshake"].get("cipher") for c in ok})

@@ -77,15 +77,13 @@ class Target:
 
     def unsupported(self, scenario):
         """None, or why this target cannot express what the scenario needs."""
-        from ..scenario import EXTRA_CAPABILITIES, PROXY_SETTINGS
         missing = []
         for cap in sorted(scenario.capabilities()):
             have = self.capabilities.get(cap, False)
             if have is True:
                 continue
             why = have if isinstance(have, str) else "not supported by this adapter"
-            label = cap if cap in PROXY_SETTINGS or cap in EXTRA_CAPABILITIES else cap
-            missing.append(f"{label}: {why}")
+            missing.append(f"{cap}: {why}")
         return "; ".join(missing) or None
 
     # A project's own deviation list (DEVIATIONS=file) replaces the built-in one.
