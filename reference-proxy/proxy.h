@@ -250,6 +250,10 @@ void proxy_ssl_release(SSL *ssl);
 void proxy_ssl_sessions_free(void);
 void proxy_ssl_errors_text(char *out, size_t out_len);
 
+/* ---- verification memo (proxy_verify.c) ---------------------------------- */
+
+int proxy_vmemo_attach(SSL_CTX *ctx);
+
 /* ---- HTTP engine (proxy_http.c) ----------------------------------------------- */
 
 struct event_base;

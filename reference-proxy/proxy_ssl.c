@@ -511,6 +511,12 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
     if (lc->ssl_crl && proxy_ssl_crl_load(ctx, lc->ssl_crl, err, err_len) != 0) {
         return -1;
     }
+    /* a chain that passed is not verified again on the next connection
+     * while nothing that decides the answer has changed (proxy_verify.c) */
+    if (lc->ssl_verify && proxy_vmemo_attach(ctx) != 0) {
+        snprintf(err, err_len, "cannot set up the verification memo");
+        return -1;
+    }
 
     /* proxy_ssl_session_reuse: sessions come to us through the new-session
      * callback only (TLS 1.3 tickets arrive after the handshake); OpenSSL's

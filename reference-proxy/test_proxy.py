@@ -737,6 +737,58 @@ def test_session_reuse(proxy, backends, pki):
     assert third["resumed"] is False and fourth["resumed"] is False
 
 
+def test_verification_memo_is_keyed_by_the_chain(proxy, backends, pki):
+    """A chain that passed is not verified again (proxy_verify.c), but any
+    other chain on the same server and location is: a memo never answers for
+    bytes it did not verify."""
+    b = backends(pki)
+    p = proxy("server { LISTEN " + tls_loc(pki, b, "proxy_ssl_verify on; "
+                                           "proxy_ssl_session_reuse off;") + " }")
+    assert [p.get("/")[0] for _ in range(3)] == [200, 200, 200]
+    for cert in ("server-untrusted", "server-wrong", "server"):
+        b.ctx.load_cert_chain(pki / f"{cert}.chain.pem", pki / f"{cert}.key")
+        assert p.get("/")[0] == (200 if cert == "server" else 502), cert
+    # every request was a full handshake with a certificate to verify
+    assert [h["ok"] for h in b.handshakes] == [True, True, True, False, False, True]
+    assert not any(h.get("resumed") for h in b.handshakes)
+    log = p.error_log()
+    assert "unable to get local issuer certificate" in log and "hostname mismatch" in log
+
+
+def _short_lived_leaf(d, name, seconds):
+    """A leaf under root whose notAfter is `seconds` from now (openssl ca takes
+    exact dates; x509 -req only days)."""
+    (d / f"{name}-ca").mkdir(exist_ok=True)
+    (d / f"{name}-ca" / "index.txt").write_text("")
+    (d / f"{name}-ca" / "serial").write_text("1000\n")
+    cnf = _ext(d, f"{name}-ca.cnf",
+               f"[ca]\ndefault_ca = c\n[c]\ndatabase = {name}-ca/index.txt\n"
+               f"new_certs_dir = {name}-ca\nserial = {name}-ca/serial\ndefault_md = sha256\n"
+               "policy = p\nunique_subject = no\n[p]\ncommonName = supplied\n")
+    ext = _ext(d, f"{name}.ext", f"basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+               f"subjectAltName={SAN}\n")
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+    fmt = "%Y%m%d%H%M%SZ"
+    _openssl("ca", "-batch", "-config", cnf, "-cert", "root.pem", "-keyfile", "root.key",
+             "-in", f"{name}.csr", "-out", f"{name}.chain.pem", "-notext", "-extfile", ext,
+             "-startdate", time.strftime(fmt, time.gmtime(time.time() - 60)),
+             "-enddate", time.strftime(fmt, time.gmtime(time.time() + seconds)), cwd=d)
+    return time.time() + seconds
+
+
+def test_verification_memo_ends_with_the_chain(proxy, backends, pki):
+    """A remembered pass lasts no longer than the chain's earliest notAfter."""
+    until = _short_lived_leaf(pki, "server-brief", 3)
+    b = backends(pki, cert="server-brief")
+    p = proxy("server { LISTEN " + tls_loc(pki, b, "proxy_ssl_verify on; "
+                                           "proxy_ssl_session_reuse off;") + " }")
+    assert p.get("/")[0] == 200
+    time.sleep(max(0.0, until - time.time()) + 1.5)
+    assert p.get("/")[0] == 502
+    assert "certificate has expired" in p.error_log()
+
+
 def test_upstream_keepalive(proxy, backends, pki):
     b = backends(pki)
     p = proxy(f"upstream ka {{ server 127.0.0.1:{b.port}; keepalive 4; }}\n"
