@@ -25,7 +25,7 @@ FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -f
 FUZZ_CFLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Wno-missing-prototypes $(PKG_CFLAGS)
 FUZZ_OUT      := build/fuzz
 
-PROXY_LIB_SRCS   := reference-proxy/proxy_ssl.c reference-proxy/proxy_log.c \
+PROXY_LIB_SRCS   := reference-proxy/proxy_ssl.c reference-proxy/proxy_verify.c reference-proxy/proxy_log.c \
                     reference-proxy/proxy_util.c reference-proxy/proxy_fault.c
 BACKEND_LIB_SRCS := $(filter-out harness/backend/backend_main.c harness/backend/backend_http.c,\
                       $(wildcard harness/backend/*.c))
