@@ -1107,9 +1107,11 @@ static void proxy_up_read_cb(struct bufferevent *bev, void *arg);
 static void proxy_up_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* Gives up on the current upstream attempt: next server, or an error
- * response, or (once the response has started) closes the client. */
+ * response, or (once the response has started) closes the client. ft is
+ * the proxy_next_upstream condition met: PROXY_NEXT_ERROR, _TIMEOUT or
+ * _INVALID_HEADER (ngx_http_upstream_next()'s ft_type). */
 static void
-proxy_upstream_fail(struct proxy_client *c, int timeout, const char *fmt, ...)
+proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -1119,18 +1121,21 @@ proxy_method_idempotent(const char *m)
 }
 
 static void
-proxy_upstream_fail(struct proxy_client *c, int timeout, const char *fmt, ...)
+proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
 {
     struct proxy_upconn *u = c->up;
     char msg[2048];
-    int next, stale;
+    int next, stale, timeout = ft == PROXY_NEXT_TIMEOUT;
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
 
-    stale = u && u->reused && c->resp_header_bytes == 0 && !c->resp_got_status && !timeout;
+    /* a cached connection is retried for an error only, as nginx's
+     * "if (u->peer.cached && ft_type == NGX_HTTP_UPSTREAM_FT_ERROR)" */
+    stale = u && u->reused && c->resp_header_bytes == 0 && !c->resp_got_status
+        && ft == PROXY_NEXT_ERROR;
     proxy_client_log(c, stale ? PROXY_LOG_INFO : PROXY_LOG_ERR, "%s", msg);
     if (c->resp_started) {
         /* a truncated body is never passed on as complete */
@@ -1156,7 +1161,7 @@ proxy_upstream_fail(struct proxy_client *c, int timeout, const char *fmt, ...)
         c->up = NULL;
     }
     c->fail_status = timeout ? 504 : 502;
-    next = c->loc->next_upstream & (timeout ? PROXY_NEXT_TIMEOUT : PROXY_NEXT_ERROR);
+    next = c->loc->next_upstream & ft;
     if (c->request_sent && !proxy_method_idempotent(c->method)
         && !(c->loc->next_upstream & PROXY_NEXT_NON_IDEMPOTENT)) {
         next = 0;
@@ -1317,7 +1322,7 @@ proxy_up_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_client *c = arg;
 
-    proxy_upstream_fail(c, 1, "upstream timed out (110: Connection timed out) while %s",
+    proxy_upstream_fail(c, PROXY_NEXT_TIMEOUT, "upstream timed out (110: Connection timed out) while %s",
         c->loc->pass_ssl ? "SSL handshaking to upstream" : "connecting to upstream");
 }
 
@@ -1335,7 +1340,7 @@ proxy_up_connected(struct proxy_client *c)
     u->connected = 1;
     if (u->ssl) {
         if (proxy_ssl_check_after_handshake(u->ssl, c->loc, err, sizeof(err)) != 0) {
-            proxy_upstream_fail(c, 0, "%s while SSL handshaking to upstream", err);
+            proxy_upstream_fail(c, PROXY_NEXT_ERROR, "%s while SSL handshaking to upstream", err);
             return;
         }
         proxy_client_log(c, PROXY_LOG_INFO, "upstream SSL handshake done: %s %s%s",
@@ -1365,21 +1370,21 @@ proxy_up_connect_event_cb(struct bufferevent *bev, short what, void *arg)
             && c->loc->ssl_verify) {
             long vr = SSL_get_verify_result(u->ssl);
 
-            proxy_upstream_fail(c, 0, "upstream SSL certificate verify error: (%ld:%s), "
+            proxy_upstream_fail(c, PROXY_NEXT_ERROR, "upstream SSL certificate verify error: (%ld:%s), "
                 "SSL_do_handshake() failed (SSL: %s) while SSL handshaking to upstream",
                 vr, X509_verify_cert_error_string(vr), ssl_err);
             return;
         }
-        proxy_upstream_fail(c, 0, "SSL_do_handshake() failed (SSL: %s) while SSL "
+        proxy_upstream_fail(c, PROXY_NEXT_ERROR, "SSL_do_handshake() failed (SSL: %s) while SSL "
             "handshaking to upstream", ssl_err);
         return;
     }
     if ((what & BEV_EVENT_EOF) || saved == 0) {
-        proxy_upstream_fail(c, 0, "upstream prematurely closed connection while %s",
+        proxy_upstream_fail(c, PROXY_NEXT_ERROR, "upstream prematurely closed connection while %s",
             u->ssl ? "SSL handshaking to upstream" : "connecting to upstream");
         return;
     }
-    proxy_upstream_fail(c, 0, "connect() failed (%d: %s) while connecting to upstream",
+    proxy_upstream_fail(c, PROXY_NEXT_ERROR, "connect() failed (%d: %s) while connecting to upstream",
         saved, strerror(saved));
 }
 
@@ -1434,13 +1439,13 @@ proxy_upstream_next(struct proxy_client *c)
     if (lc->pass_ssl) {
         u->ssl = proxy_ssl_new(lc, ups->name, peer, err, sizeof(err));
         if (u->ssl == NULL) {
-            proxy_upstream_fail(c, 0, "%s while SSL handshaking to upstream", err);
+            proxy_upstream_fail(c, PROXY_NEXT_ERROR, "%s while SSL handshaking to upstream", err);
             return;
         }
         u->bev = bufferevent_openssl_socket_new(c->w->base, -1, u->ssl,
             BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
         if (u->bev == NULL) {
-            proxy_upstream_fail(c, 0, "bufferevent_openssl_socket_new() failed");
+            proxy_upstream_fail(c, PROXY_NEXT_ERROR, "bufferevent_openssl_socket_new() failed");
             return;
         }
         /* a peer that closes without close_notify ends a read-until-close
@@ -1450,7 +1455,7 @@ proxy_upstream_next(struct proxy_client *c)
         u->bev = bufferevent_socket_new(c->w->base, -1,
             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
         if (u->bev == NULL) {
-            proxy_upstream_fail(c, 0, "bufferevent_socket_new() failed");
+            proxy_upstream_fail(c, PROXY_NEXT_ERROR, "bufferevent_socket_new() failed");
             return;
         }
     }
@@ -1465,7 +1470,7 @@ proxy_upstream_next(struct proxy_client *c)
             (int) peer->addr_len) != 0) {
         int e = EVUTIL_SOCKET_ERROR();
 
-        proxy_upstream_fail(c, 0, "connect() failed (%d: %s) while connecting to upstream",
+        proxy_upstream_fail(c, PROXY_NEXT_ERROR, "connect() failed (%d: %s) while connecting to upstream",
             e, strerror(e));
     }
 }
@@ -1508,6 +1513,58 @@ proxy_upstream_finish(struct proxy_client *c)
 }
 
 /* Sends the response head to the client once the upstream's is complete. */
+/*
+ * proxy_next_upstream http_500 | http_502 | http_503 | http_504 | http_403 |
+ * http_404 | http_429, as ngx_http_upstream_test_next(): a final response
+ * with a listed status is not passed on while the group has a server not
+ * yet tried (nginx: u->peer.tries > 1); after a request was sent, a POST,
+ * LOCK or PATCH also needs non_idempotent. The server counts as failed
+ * except for 403 and 404 (NGX_PEER_NEXT). With no server left the response
+ * is passed on as it is. Returns 1 when the request moved on.
+ */
+static int
+proxy_upstream_test_next(struct proxy_client *c)
+{
+    static const struct { int status, bit; } next_errors[] = {
+        { 500, PROXY_NEXT_HTTP_500 }, { 502, PROXY_NEXT_HTTP_502 },
+        { 503, PROXY_NEXT_HTTP_503 }, { 504, PROXY_NEXT_HTTP_504 },
+        { 403, PROXY_NEXT_HTTP_403 }, { 404, PROXY_NEXT_HTTP_404 },
+        { 429, PROXY_NEXT_HTTP_429 },
+    };
+    struct proxy_upconn *u = c->up;
+    int mask = 0;
+    size_t i;
+
+    for (i = 0; i < sizeof(next_errors) / sizeof(next_errors[0]); i++) {
+        if (c->resp_status == next_errors[i].status) {
+            mask = next_errors[i].bit;
+        }
+    }
+    if (mask == 0 || u == NULL) {
+        return 0;
+    }
+    if (c->request_sent && !proxy_method_idempotent(c->method)) {
+        mask |= PROXY_NEXT_NON_IDEMPOTENT;
+    }
+    if ((c->loc->next_upstream & mask) != mask
+        || (size_t) c->num_tried >= c->loc->upstream->num_peers) {
+        return 0;
+    }
+    if (c->resp_status != 403 && c->resp_status != 404) {
+        proxy_peer_fail(u->ups, u->peer_idx);
+    }
+    proxy_upconn_free(u);               /* its body is never read */
+    c->up = NULL;
+    c->fail_status = c->resp_status;
+    c->request_sent = 0;
+    c->resp_state = PROXY_R_HEADERS;
+    c->resp_got_status = 0;
+    c->resp_header_bytes = 0;
+    proxy_hdr_clear(&c->resp_hdrs);
+    proxy_upstream_next(c);
+    return 1;
+}
+
 static int
 proxy_upstream_header_done(struct proxy_client *c)
 {
@@ -1608,7 +1665,8 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
         line = proxy_readln(in, &n);
         if (line == NULL) {
             if (evbuffer_get_length(in) + c->resp_header_bytes > PROXY_MAX_HEADER) {
-                proxy_upstream_fail(c, 0, "upstream sent too big header while reading "
+                proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER,
+                    "upstream sent too big header while reading "
                     "response header from upstream");
             }
             return;
@@ -1616,13 +1674,15 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
         c->resp_header_bytes += n + 2;
         if (c->resp_header_bytes > PROXY_MAX_HEADER) {
             free(line);
-            proxy_upstream_fail(c, 0, "upstream sent too big header while reading "
+            proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER,
+                    "upstream sent too big header while reading "
                 "response header from upstream");
             return;
         }
         if (proxy_line_bad(line, n)) {
             free(line);
-            proxy_upstream_fail(c, 0, "upstream sent invalid header (a bare CR or a NUL) "
+            proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER,
+                    "upstream sent invalid header (a bare CR or a NUL) "
                 "while reading response header from upstream");
             return;
         }
@@ -1631,7 +1691,8 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
                 || line[8] != ' ' || !isdigit((unsigned char) line[9])
                 || !isdigit((unsigned char) line[10]) || !isdigit((unsigned char) line[11])) {
                 free(line);
-                proxy_upstream_fail(c, 0, "upstream sent no valid HTTP/1.0 header while "
+                proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER,
+                    "upstream sent no valid HTTP/1.0 header while "
                     "reading response header from upstream");
                 return;
             }
@@ -1651,8 +1712,12 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
                 proxy_hdr_clear(&c->resp_hdrs);
                 continue;
             }
+            if (proxy_upstream_test_next(c)) {
+                return;
+            }
             if (proxy_upstream_header_done(c) != 0) {
-                proxy_upstream_fail(c, 0, "upstream sent invalid \"Content-Length\" header "
+                proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER,
+                    "upstream sent invalid \"Content-Length\" header "
                     "while reading response header from upstream");
                 return;
             }
@@ -1660,7 +1725,8 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
         }
         if (proxy_header_line_parse(line, n, &name, &v) != 0) {
             free(line);
-            proxy_upstream_fail(c, 0, "upstream sent invalid header while reading "
+            proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER,
+                    "upstream sent invalid header while reading "
                 "response header from upstream");
             return;
         }
@@ -1692,7 +1758,7 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
         proxy_client_body_out(c, tmp);
         evbuffer_free(tmp);
         if (rc < 0) {
-            proxy_upstream_fail(c, 0, "upstream sent invalid chunked response while "
+            proxy_upstream_fail(c, PROXY_NEXT_ERROR, "upstream sent invalid chunked response while "
                 "reading upstream");
             return;
         }
@@ -1726,7 +1792,7 @@ proxy_up_event_cb(struct bufferevent *bev, short what, void *arg)
     char ssl_err[512];
 
     if (what & BEV_EVENT_TIMEOUT) {
-        proxy_upstream_fail(c, 1, "upstream timed out (110: Connection timed out) while %s",
+        proxy_upstream_fail(c, PROXY_NEXT_TIMEOUT, "upstream timed out (110: Connection timed out) while %s",
             (what & BEV_EVENT_WRITING) ? "sending request to upstream" : phase);
         return;
     }
@@ -1735,17 +1801,17 @@ proxy_up_event_cb(struct bufferevent *bev, short what, void *arg)
             proxy_upstream_finish(c);
             return;
         }
-        proxy_upstream_fail(c, 0, "upstream prematurely closed connection while %s", phase);
+        proxy_upstream_fail(c, PROXY_NEXT_ERROR, "upstream prematurely closed connection while %s", phase);
         return;
     }
     e = c->up && c->up->ssl ? bufferevent_get_openssl_error(bev) : 0;
     if (e) {
         ERR_error_string_n(e, ssl_err, sizeof(ssl_err));
-        proxy_upstream_fail(c, 0, "SSL_read() failed (SSL: %s) while %s", ssl_err, phase);
+        proxy_upstream_fail(c, PROXY_NEXT_ERROR, "SSL_read() failed (SSL: %s) while %s", ssl_err, phase);
         return;
     }
     e = (unsigned long) EVUTIL_SOCKET_ERROR();
-    proxy_upstream_fail(c, 0, "recv() failed (%lu: %s) while %s", e, strerror((int) e),
+    proxy_upstream_fail(c, PROXY_NEXT_ERROR, "recv() failed (%lu: %s) while %s", e, strerror((int) e),
         phase);
 }
 

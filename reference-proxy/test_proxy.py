@@ -827,6 +827,40 @@ def test_round_robin_weights_and_failover(proxy, backends, pki):
     assert len(b2.requests) == before + 2
 
 
+def test_next_upstream_conditions(proxy, backends):
+    """proxy_next_upstream beyond error and timeout, as nginx's
+    ngx_http_upstream_test_next() and ngx_http_upstream_next(): a listed
+    status moves on only while another server is left, a sent POST also needs
+    non_idempotent, an invalid header is a 502 unless invalid_header is set."""
+    s500 = _raw_upstream(b"HTTP/1.1 500 Internal Server Error\r\n").getsockname()[1]
+    bad = _raw_upstream(b"HTTP/1.1 200 OK\r\nBroken header line\r\n").getsockname()[1]
+    good = backends(tls=False).port
+
+    def group(name, first):
+        return f"upstream {name} {{ server 127.0.0.1:{first}; server 127.0.0.1:{good}; }}\n"
+    p = proxy(group("a", s500) + group("b", s500) + group("c", bad) + group("d", bad)
+              + group("e", s500) + group("f", s500)
+              + f"upstream g {{ server 127.0.0.1:{s500}; }}\n"
+              + "server { LISTEN location /a { proxy_pass http://a; }\n"
+              + "location /b { proxy_pass http://b; proxy_next_upstream error timeout http_500; }\n"
+              + "location /c { proxy_pass http://c; }\n"
+              + "location /d { proxy_pass http://d; proxy_next_upstream invalid_header; }\n"
+              + "location /e { proxy_pass http://e; proxy_next_upstream http_500; }\n"
+              + "location /f { proxy_pass http://f; proxy_next_upstream http_500 non_idempotent; }\n"
+              + "location /g { proxy_pass http://g; proxy_next_upstream http_500; } }")
+
+    def statuses(path, method="GET"):
+        return sorted(p.get(path, method=method, body=b"x" if method == "POST" else None)[0]
+                      for _ in range(4))
+    assert statuses("/a") == [200, 200, 500, 500]      # by default a 500 is an answer
+    assert statuses("/b") == [200] * 4                 # then the 500 server is down (max_fails 1)
+    assert statuses("/c") == [200, 200, 200, 502]      # invalid header: 502, server marked failed
+    assert statuses("/d") == [200] * 4
+    assert statuses("/e", "POST") == [200, 200, 500, 500]
+    assert statuses("/f", "POST") == [200] * 4
+    assert statuses("/g") == [500] * 4                 # no other server: passed on as it is
+
+
 def test_timeouts_are_504(proxy):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
