@@ -1322,7 +1322,8 @@ proxy_up_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_client *c = arg;
 
-    proxy_upstream_fail(c, PROXY_NEXT_TIMEOUT, "upstream timed out (110: Connection timed out) while %s",
+    proxy_upstream_fail(c, PROXY_NEXT_TIMEOUT,
+        "upstream timed out (110: Connection timed out) while %s",
         c->loc->pass_ssl ? "SSL handshaking to upstream" : "connecting to upstream");
 }
 
@@ -1370,7 +1371,8 @@ proxy_up_connect_event_cb(struct bufferevent *bev, short what, void *arg)
             && c->loc->ssl_verify) {
             long vr = SSL_get_verify_result(u->ssl);
 
-            proxy_upstream_fail(c, PROXY_NEXT_ERROR, "upstream SSL certificate verify error: (%ld:%s), "
+            proxy_upstream_fail(c, PROXY_NEXT_ERROR,
+                "upstream SSL certificate verify error: (%ld:%s), "
                 "SSL_do_handshake() failed (SSL: %s) while SSL handshaking to upstream",
                 vr, X509_verify_cert_error_string(vr), ssl_err);
             return;
@@ -1384,7 +1386,8 @@ proxy_up_connect_event_cb(struct bufferevent *bev, short what, void *arg)
             u->ssl ? "SSL handshaking to upstream" : "connecting to upstream");
         return;
     }
-    proxy_upstream_fail(c, PROXY_NEXT_ERROR, "connect() failed (%d: %s) while connecting to upstream",
+    proxy_upstream_fail(c, PROXY_NEXT_ERROR,
+        "connect() failed (%d: %s) while connecting to upstream",
         saved, strerror(saved));
 }
 
@@ -1470,7 +1473,8 @@ proxy_upstream_next(struct proxy_client *c)
             (int) peer->addr_len) != 0) {
         int e = EVUTIL_SOCKET_ERROR();
 
-        proxy_upstream_fail(c, PROXY_NEXT_ERROR, "connect() failed (%d: %s) while connecting to upstream",
+        proxy_upstream_fail(c, PROXY_NEXT_ERROR,
+            "connect() failed (%d: %s) while connecting to upstream",
             e, strerror(e));
     }
 }
@@ -1792,7 +1796,8 @@ proxy_up_event_cb(struct bufferevent *bev, short what, void *arg)
     char ssl_err[512];
 
     if (what & BEV_EVENT_TIMEOUT) {
-        proxy_upstream_fail(c, PROXY_NEXT_TIMEOUT, "upstream timed out (110: Connection timed out) while %s",
+        proxy_upstream_fail(c, PROXY_NEXT_TIMEOUT,
+            "upstream timed out (110: Connection timed out) while %s",
             (what & BEV_EVENT_WRITING) ? "sending request to upstream" : phase);
         return;
     }
@@ -1801,17 +1806,20 @@ proxy_up_event_cb(struct bufferevent *bev, short what, void *arg)
             proxy_upstream_finish(c);
             return;
         }
-        proxy_upstream_fail(c, PROXY_NEXT_ERROR, "upstream prematurely closed connection while %s", phase);
+        proxy_upstream_fail(c, PROXY_NEXT_ERROR,
+            "upstream prematurely closed connection while %s", phase);
         return;
     }
     e = c->up && c->up->ssl ? bufferevent_get_openssl_error(bev) : 0;
     if (e) {
         ERR_error_string_n(e, ssl_err, sizeof(ssl_err));
-        proxy_upstream_fail(c, PROXY_NEXT_ERROR, "SSL_read() failed (SSL: %s) while %s", ssl_err, phase);
+        proxy_upstream_fail(c, PROXY_NEXT_ERROR,
+            "SSL_read() failed (SSL: %s) while %s", ssl_err, phase);
         return;
     }
     e = (unsigned long) EVUTIL_SOCKET_ERROR();
-    proxy_upstream_fail(c, PROXY_NEXT_ERROR, "recv() failed (%lu: %s) while %s", e, strerror((int) e),
+    proxy_upstream_fail(c, PROXY_NEXT_ERROR,
+        "recv() failed (%lu: %s) while %s", e, strerror((int) e),
         phase);
 }
 
