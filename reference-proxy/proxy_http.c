@@ -1679,14 +1679,14 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
         if (c->resp_header_bytes > PROXY_MAX_HEADER) {
             free(line);
             proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER,
-                    "upstream sent too big header while reading "
+                "upstream sent too big header while reading "
                 "response header from upstream");
             return;
         }
         if (proxy_line_bad(line, n)) {
             free(line);
             proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER,
-                    "upstream sent invalid header (a bare CR or a NUL) "
+                "upstream sent invalid header (a bare CR or a NUL) "
                 "while reading response header from upstream");
             return;
         }
@@ -1730,7 +1730,7 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
         if (proxy_header_line_parse(line, n, &name, &v) != 0) {
             free(line);
             proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER,
-                    "upstream sent invalid header while reading "
+                "upstream sent invalid header while reading "
                 "response header from upstream");
             return;
         }
