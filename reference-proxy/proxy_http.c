@@ -216,6 +216,7 @@ struct proxy_worker {
 };
 
 static void proxy_client_read_cb(struct bufferevent *bev, void *arg);
+static size_t proxy_client_write_now(struct proxy_client *c);
 static void proxy_client_process(struct proxy_client *c);
 static void proxy_upstream_next(struct proxy_client *c);
 static void proxy_upconn_free(struct proxy_upconn *u);
@@ -1446,7 +1447,7 @@ proxy_upstream_next(struct proxy_client *c)
             return;
         }
         u->bev = bufferevent_openssl_socket_new(c->w->base, -1, u->ssl,
-            BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+            BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
         if (u->bev == NULL) {
             proxy_upstream_fail(c, PROXY_NEXT_ERROR, "bufferevent_openssl_socket_new() failed");
             return;
@@ -1456,7 +1457,7 @@ proxy_upstream_next(struct proxy_client *c)
         bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
     } else {
         u->bev = bufferevent_socket_new(c->w->base, -1,
-            BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+            BEV_OPT_CLOSE_ON_FREE);
         if (u->bev == NULL) {
             proxy_upstream_fail(c, PROXY_NEXT_ERROR, "bufferevent_socket_new() failed");
             return;
@@ -1779,6 +1780,10 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
     default:
         break;
     }
+    /* the response goes out from here, as nginx writes downstream from its
+     * upstream read handler: not after every other event of this loop
+     * iteration (a few TLS handshakes there are milliseconds) */
+    (void) proxy_client_write_now(c);
     if (c->resp_state == PROXY_R_DONE) {
         proxy_upstream_finish(c);
         return;
@@ -2102,16 +2107,15 @@ proxy_client_write_cb(struct bufferevent *bev, void *arg)
  * socket does not take is left to libevent's write event (EV_WRITE enabled
  * until the output drains, then disabled again in proxy_client_write_cb()).
  */
-static void
-proxy_client_flush_cb(evutil_socket_t fd, short what, void *arg)
+/* Writes what the socket takes now, unless libevent's write event owns
+ * the output (EV_WRITE enabled). Calls nothing of ours: the flush event
+ * does what follows a write. Returns the bytes left. */
+static size_t
+proxy_client_write_now(struct proxy_client *c)
 {
-    struct proxy_client *c = arg;
     struct evbuffer *out = bufferevent_get_output(c->bev);
 
-    if (bufferevent_get_enabled(c->bev) & EV_WRITE) {
-        return;
-    }
-    if (evbuffer_get_length(out) > 0) {
+    if (!(bufferevent_get_enabled(c->bev) & EV_WRITE) && evbuffer_get_length(out) > 0) {
         /* a socket bufferevent keeps its output's start frozen outside its
          * own write callback, which unfreezes it around the write as here.
          * An error leaves the output in place: libevent's write event
@@ -2119,10 +2123,21 @@ proxy_client_flush_cb(evutil_socket_t fd, short what, void *arg)
         evbuffer_unfreeze(out, 1);
         (void) evbuffer_write(out, bufferevent_getfd(c->bev));
         evbuffer_freeze(out, 1);
-        if (evbuffer_get_length(out) > 0) {
-            bufferevent_enable(c->bev, EV_WRITE);
-            return;
-        }
+    }
+    return evbuffer_get_length(out);
+}
+
+static void
+proxy_client_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_client *c = arg;
+
+    if (bufferevent_get_enabled(c->bev) & EV_WRITE) {
+        return;
+    }
+    if (proxy_client_write_now(c) > 0) {
+        bufferevent_enable(c->bev, EV_WRITE);
+        return;
     }
     proxy_client_write_cb(c->bev, c);
 }
