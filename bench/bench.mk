@@ -5,6 +5,7 @@
 #       prints one table, writes $(BENCH_OUT)/bench.json and bench.html
 #       (self-contained chart). About 3-4 minutes on 2 cores.
 #   make bench-client    builds build/bench/uptls-hsclient (the handshake load client)
+#   make bench-svg       docs/bench.svg (README's chart) from $(BENCH_OUT)/bench.html
 #
 # The reference proxy is built if it can be; if it does not build or does
 # not answer, its column says "not available: <reason>".
@@ -15,8 +16,11 @@ BENCH_OUT     ?= reports/out
 BENCH_CLIENT  := build/bench/uptls-hsclient
 BENCH_LIBS    := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 
-.PHONY: bench bench-client
+.PHONY: bench bench-client bench-svg
 bench-client: $(BENCH_CLIENT)
+
+bench-svg:
+	$(PYTHON) bench/snapshot_svg.py '$(BENCH_OUT)/bench.html' docs/bench.svg
 
 $(BENCH_CLIENT): bench/hsclient.c
 	@mkdir -p build/bench
