@@ -861,6 +861,41 @@ def test_next_upstream_conditions(proxy, backends):
     assert statuses("/g") == [500] * 4                 # no other server: passed on as it is
 
 
+def test_client_abort_closes_the_upstream_and_keeps_serving(proxy, backends):
+    """A client that goes away while its request is answered aborts it (nginx:
+    "client prematurely closed connection", proxy_ignore_client_abort off):
+    the upstream connection is closed and the proxy keeps serving."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    seen = {}
+
+    def slow():
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.settimeout(5)
+        try:
+            seen["eof"] = conn.recv(1) == b""      # the proxy closed its side
+        except OSError:
+            seen["eof"] = False
+        conn.close()
+    threading.Thread(target=slow, daemon=True).start()
+    good = backends(tls=False)
+    p = proxy(f"server {{ LISTEN location /slow {{ proxy_pass http://127.0.0.1:"
+              f"{srv.getsockname()[1]}; }} location / {{ proxy_pass http://127.0.0.1:{good.port}; }} }}")
+    c = socket.create_connection(("127.0.0.1", p.port))
+    c.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+    c.close()
+    deadline = time.time() + 5
+    while "eof" not in seen and time.time() < deadline:
+        time.sleep(0.05)
+    srv.close()
+    assert seen.get("eof") is True
+    assert "client prematurely closed connection" in p.error_log()
+    assert p.get("/")[0] == 200
+
+
 def test_timeouts_are_504(proxy):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
