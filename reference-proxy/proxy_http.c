@@ -123,23 +123,27 @@ struct proxy_upconn {
     struct proxy_upconn *next;  /* idle list */
 };
 
+static struct timeval
+proxy_tv(long ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    return tv;
+}
+
 /* Sets the upstream connection's timeouts when they change (an idle
  * connection and one in use differ only in the read timeout's value, and
  * bufferevent_set_timeouts() re-adds both events). */
 static void
 proxy_upconn_timeouts(struct proxy_upconn *u, long read_ms, long write_ms)
 {
-    struct timeval rtv, wtv;
+    struct timeval rtv = proxy_tv(read_ms), wtv = proxy_tv(write_ms);
 
     if (u->read_ms == read_ms && u->write_ms == write_ms) {
         return;
     }
     u->read_ms = read_ms;
     u->write_ms = write_ms;
-    rtv.tv_sec = read_ms / 1000;
-    rtv.tv_usec = (read_ms % 1000) * 1000;
-    wtv.tv_sec = write_ms / 1000;
-    wtv.tv_usec = (write_ms % 1000) * 1000;
     bufferevent_set_timeouts(u->bev, read_ms ? &rtv : NULL, write_ms ? &wtv : NULL);
 }
 
@@ -707,14 +711,12 @@ proxy_client_free(struct proxy_client *c)
 static void
 proxy_client_read_timeout(struct proxy_client *c, long ms)
 {
-    struct timeval tv;
+    struct timeval tv = proxy_tv(ms);
 
     if (c->read_timeout_ms == ms) {
         return;
     }
     c->read_timeout_ms = ms;
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
     bufferevent_set_timeouts(c->bev, &tv, NULL);
 }
 
@@ -1107,6 +1109,18 @@ proxy_idle_take(struct proxy_upstream *ups, size_t peer_idx, const char *key)
 static void proxy_up_read_cb(struct bufferevent *bev, void *arg);
 static void proxy_up_event_cb(struct bufferevent *bev, short what, void *arg);
 
+/* Drops what the attempt on one server left of its request and response,
+ * before the next server is tried or the proxy answers itself. */
+static void
+proxy_attempt_forget(struct proxy_client *c)
+{
+    c->request_sent = 0;
+    c->resp_state = PROXY_R_HEADERS;
+    c->resp_got_status = 0;
+    c->resp_header_bytes = 0;
+    proxy_hdr_clear(&c->resp_hdrs);
+}
+
 /* Gives up on the current upstream attempt: next server, or an error
  * response, or (once the response has started) closes the client. ft is
  * the proxy_next_upstream condition met: PROXY_NEXT_ERROR, _TIMEOUT or
@@ -1167,11 +1181,7 @@ proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
         && !(c->loc->next_upstream & PROXY_NEXT_NON_IDEMPOTENT)) {
         next = 0;
     }
-    c->request_sent = 0;
-    c->resp_state = PROXY_R_HEADERS;
-    c->resp_got_status = 0;
-    c->resp_header_bytes = 0;
-    proxy_hdr_clear(&c->resp_hdrs);
+    proxy_attempt_forget(c);
     if (next) {
         proxy_upstream_next(c);
         return;
@@ -1465,8 +1475,7 @@ proxy_upstream_next(struct proxy_client *c)
     }
     /* proxy_connect_timeout covers the TCP connect and the TLS handshake */
     u->timer = evtimer_new(c->w->base, proxy_up_connect_timeout_cb, c);
-    tv.tv_sec = lc->connect_timeout / 1000;
-    tv.tv_usec = (lc->connect_timeout % 1000) * 1000;
+    tv = proxy_tv(lc->connect_timeout);
     evtimer_add(u->timer, &tv);
     bufferevent_setcb(u->bev, proxy_up_connect_read_cb, NULL, proxy_up_connect_event_cb, c);
     bufferevent_enable(u->bev, EV_READ | EV_WRITE);
@@ -1561,11 +1570,7 @@ proxy_upstream_test_next(struct proxy_client *c)
     proxy_upconn_free(u);               /* its body is never read */
     c->up = NULL;
     c->fail_status = c->resp_status;
-    c->request_sent = 0;
-    c->resp_state = PROXY_R_HEADERS;
-    c->resp_got_status = 0;
-    c->resp_header_bytes = 0;
-    proxy_hdr_clear(&c->resp_hdrs);
+    proxy_attempt_forget(c);
     proxy_upstream_next(c);
     return 1;
 }

@@ -258,10 +258,7 @@ proxy_vmemo_attach(SSL_CTX *ctx)
             return -1;
         }
     }
-    m = calloc(1, sizeof(*m));
-    if (m == NULL) {
-        return -1;
-    }
+    m = proxy_xcalloc(1, sizeof(*m));
     for (i = 0; objs && i < sk_X509_OBJECT_num(objs); i++) {
         X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
 
