@@ -38,6 +38,9 @@ enum proxy_fault {
     PROXY_FAULT_SHARE_SESSIONS = 1u << 6,
     PROXY_FAULT_NO_SESSION_REUSE = 1u << 7,
     PROXY_FAULT_NO_SNI = 1u << 8,
+    PROXY_FAULT_MASK_UPSTREAM_ERRORS = 1u << 9,
+    PROXY_FAULT_PASS_TRUNCATED = 1u << 10,
+    PROXY_FAULT_CUT_BIG_HEADERS = 1u << 11,
 };
 
 extern unsigned proxy_faults;

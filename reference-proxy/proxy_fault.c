@@ -42,6 +42,20 @@ static const struct {
     { "no-session-reuse", PROXY_FAULT_NO_SESSION_REUSE, "never resume" },
     /* no-sni: never send server_name, even with proxy_ssl_server_name on. */
     { "no-sni", PROXY_FAULT_NO_SNI, "never send SNI" },
+    /* The next three break the HTTP side, for the faults family's first
+     * steps (what a proxy does when its upstream misbehaves). */
+    /* mask-upstream-errors: where no upstream answered (connect, TLS or
+     * verification failure, timeout), answer an empty 200, not 502/504. */
+    { "mask-upstream-errors", PROXY_FAULT_MASK_UPSTREAM_ERRORS,
+      "answer 200 where the upstream failed" },
+    /* pass-truncated: send bodies chunked to HTTP/1.1 clients and end one
+     * the upstream cut short (EOF, reset) with the last chunk, as if whole. */
+    { "pass-truncated", PROXY_FAULT_PASS_TRUNCATED,
+      "end a cut-short upstream body as complete" },
+    /* cut-big-headers: on a response header block beyond the limit, send
+     * the client what was read of it and close, instead of a 502. */
+    { "cut-big-headers", PROXY_FAULT_CUT_BIG_HEADERS,
+      "pass a too-big header block on cut" },
 };
 
 #define PROXY_NUM_FAULTS (sizeof(proxy_fault_table) / sizeof(proxy_fault_table[0]))

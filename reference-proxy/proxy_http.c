@@ -1121,6 +1121,16 @@ proxy_attempt_forget(struct proxy_client *c)
     proxy_hdr_clear(&c->resp_hdrs);
 }
 
+/* The proxy's own answer when no upstream server answered: fail_status
+ * (502, 504, or the status proxy_next_upstream moved on from). The
+ * mask-upstream-errors fault answers an empty 200 instead. */
+static void
+proxy_upstream_give_up(struct proxy_client *c)
+{
+    proxy_client_respond(c, proxy_fault_on(PROXY_FAULT_MASK_UPSTREAM_ERRORS)
+        ? 200 : c->fail_status, NULL, NULL);
+}
+
 /* Gives up on the current upstream attempt: next server, or an error
  * response, or (once the response has started) closes the client. ft is
  * the proxy_next_upstream condition met: PROXY_NEXT_ERROR, _TIMEOUT or
@@ -1153,9 +1163,14 @@ proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
         && ft == PROXY_NEXT_ERROR;
     proxy_client_log(c, stale ? PROXY_LOG_INFO : PROXY_LOG_ERR, "%s", msg);
     if (c->resp_started) {
-        /* a truncated body is never passed on as complete */
         proxy_upconn_free(u);
         c->up = NULL;
+        if (proxy_fault_on(PROXY_FAULT_PASS_TRUNCATED) && c->resp_out_chunked) {
+            evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+            proxy_client_request_done(c);
+            return;
+        }
+        /* a truncated body is never passed on as complete */
         proxy_client_close_after_output(c);
         return;
     }
@@ -1186,7 +1201,7 @@ proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
         proxy_upstream_next(c);
         return;
     }
-    proxy_client_respond(c, c->fail_status, NULL, NULL);
+    proxy_upstream_give_up(c);
 }
 
 /* The location's proxy_set_header fields first, then nginx's defaults not
@@ -1426,7 +1441,7 @@ proxy_upstream_next(struct proxy_client *c)
             proxy_client_log(c, PROXY_LOG_ERR, "no live upstreams while connecting to "
                 "upstream");
         }
-        proxy_client_respond(c, c->fail_status, NULL, NULL);
+        proxy_upstream_give_up(c);
         return;
     }
     c->tried |= 1ULL << idx;
@@ -1606,7 +1621,8 @@ proxy_upstream_header_done(struct proxy_client *c)
         c->resp_state = PROXY_R_EOF;
         c->resp_up_keepalive = 0;
     }
-    if ((c->resp_state == PROXY_R_CHUNKED || c->resp_state == PROXY_R_EOF)) {
+    if (c->resp_state == PROXY_R_CHUNKED || c->resp_state == PROXY_R_EOF
+        || (c->resp_state == PROXY_R_LENGTH && proxy_fault_on(PROXY_FAULT_PASS_TRUNCATED))) {
         if (c->http_minor >= 1) {
             c->resp_out_chunked = 1;
         } else {
@@ -1631,7 +1647,7 @@ proxy_upstream_header_done(struct proxy_client *c)
             proxy_out_field(&o, h->key, strlen(h->key), h->value, strlen(h->value));
         }
     }
-    if (cl && c->resp_state != PROXY_R_CHUNKED) {
+    if (cl && c->resp_state != PROXY_R_CHUNKED && !c->resp_out_chunked) {
         proxy_out_field(&o, "Content-Length", 14, cl, strlen(cl));
     } else if (c->resp_out_chunked) {
         proxy_out_str(&o, "Transfer-Encoding: chunked\r\n");
@@ -1661,6 +1677,35 @@ proxy_client_body_out(struct proxy_client *c, struct evbuffer *data)
     }
 }
 
+/* A response header block beyond PROXY_MAX_HEADER: 502 ("upstream sent too
+ * big header", nginx's proxy_buffer_size), or with the cut-big-headers
+ * fault what was read of it, unterminated, and the client closed. */
+static void
+proxy_upstream_too_big(struct proxy_client *c)
+{
+    struct proxy_out o;
+    size_t i;
+
+    if (proxy_fault_on(PROXY_FAULT_CUT_BIG_HEADERS) && c->resp_got_status) {
+        o.ev = bufferevent_get_output(c->bev);
+        o.n = 0;
+        proxy_out_add(&o, "HTTP/1.1 ", 9);
+        proxy_out_str(&o, c->resp_status_line);
+        proxy_out_add(&o, "\r\n", 2);
+        for (i = 0; i < c->resp_hdrs.num; i++) {
+            proxy_out_field(&o, c->resp_hdrs.items[i].key, strlen(c->resp_hdrs.items[i].key),
+                c->resp_hdrs.items[i].value, strlen(c->resp_hdrs.items[i].value));
+        }
+        proxy_out_flush(&o);
+        proxy_upconn_free(c->up);
+        c->up = NULL;
+        proxy_client_close_after_output(c);
+        return;
+    }
+    proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER, "upstream sent too big header while "
+        "reading response header from upstream");
+}
+
 static void
 proxy_up_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -1675,18 +1720,14 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
         line = proxy_readln(in, &n);
         if (line == NULL) {
             if (evbuffer_get_length(in) + c->resp_header_bytes > PROXY_MAX_HEADER) {
-                proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER,
-                    "upstream sent too big header while reading "
-                    "response header from upstream");
+                proxy_upstream_too_big(c);
             }
             return;
         }
         c->resp_header_bytes += n + 2;
         if (c->resp_header_bytes > PROXY_MAX_HEADER) {
             free(line);
-            proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER,
-                "upstream sent too big header while reading "
-                "response header from upstream");
+            proxy_upstream_too_big(c);
             return;
         }
         if (proxy_line_bad(line, n)) {

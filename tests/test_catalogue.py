@@ -14,6 +14,10 @@ FAULT_SETTING = {
     "ignore-protocols": "protocols", "ignore-ciphers": "ciphers",
     "share-sessions": "session_reuse", "no-session-reuse": "session_reuse",
     "no-sni": "send_sni",
+    # the HTTP side, for the faults family's first steps
+    "mask-upstream-errors": "(answer to an upstream failure)",
+    "pass-truncated": "(framing of a cut-short body)",
+    "cut-big-headers": "(answer to a too-big header block)",
 }
 
 

@@ -64,3 +64,8 @@ def test_fault_switch_makes_scenario_fail(fault_runs, fault, sid):
     res = fault_runs(fault)[sid]
     assert res["verdict"] == "fail", \
         f"uptls-proxy --fault {fault}: {sid} should fail but is {res['verdict']}: {res['reason']}"
+    want = next(w.fails_at_step for s in catalogue() if s.id == sid
+                for w in s.wrong if w.fault == fault)
+    if want:
+        assert res["reason"].startswith(f"step {want}:"), \
+            f"uptls-proxy --fault {fault}: {sid} should fail at step {want}: {res['reason']}"
