@@ -523,15 +523,16 @@ proxy_header_line_parse(char *line, size_t n, char **name, char **value)
 /*
  * evbuffer_readln(in, n, EVBUFFER_EOL_CRLF): a line ends at LF, a CR just
  * before it is dropped; NULL until an LF has arrived. The same result with
- * one memchr() per buffer segment and one removal, where libevent's
- * searches the EOL through an evbuffer_ptr byte by byte (~15% of the
- * proxy's own instructions in bench load (a)).
+ * one memchr() per buffer segment (the first four; libevent's own search
+ * past them) and one removal, where libevent searches the EOL through an
+ * evbuffer_ptr byte by byte (~15% of the proxy's own instructions in bench
+ * load (a)).
  */
 static char *
 proxy_readln(struct evbuffer *in, size_t *n_out)
 {
     struct evbuffer_iovec v[4];
-    int i, nv = evbuffer_peek(in, -1, NULL, v, 4);
+    int i, nv = evbuffer_peek(in, -1, NULL, v, 4);   /* at most 4 */
     size_t off = 0;
     char *lf = NULL, *line;
 
@@ -544,7 +545,10 @@ proxy_readln(struct evbuffer *in, size_t *n_out)
         off += v[i].iov_len;
     }
     if (lf == NULL) {
-        return nv > 4 ? evbuffer_readln(in, n_out, EVBUFFER_EOL_CRLF) : NULL;
+        /* with len -1, evbuffer_peek() stops at the vectors it is given:
+         * a line beyond them is libevent's to find */
+        return off < evbuffer_get_length(in)
+            ? evbuffer_readln(in, n_out, EVBUFFER_EOL_CRLF) : NULL;
     }
     line = malloc(off + 1);
     if (line == NULL || evbuffer_remove(in, line, off + 1) != (int) (off + 1)) {

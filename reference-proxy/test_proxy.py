@@ -547,6 +547,44 @@ def test_keepalive_pipelining_and_framing(proxy, backends):
     assert status == 200 and len(data) == 3000000
 
 
+def test_pipelined_input_beyond_the_read_ahead_bound(proxy, backends):
+    """More pipelined requests than the 64 KiB the proxy reads ahead while one
+    is answered: reading pauses and resumes, every request is answered, in
+    order."""
+    b = backends(tls=False)
+    p = proxy(f"server {{ LISTEN location / {{ proxy_pass http://127.0.0.1:{b.port}; }} }}")
+    n = 800                                        # ~140 KiB of requests
+    reqs = b"".join(f"GET /p{i:04d} HTTP/1.1\r\nHost: x\r\nX-Pad: {'p' * 140}\r\n\r\n"
+                    .encode() for i in range(n - 1))
+    reqs += f"GET /p{n - 1:04d} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    assert len(reqs) > 2 * 65536
+    data = _raw(p.port, reqs)
+    paths = [int(x) for x in __import__("re").findall(rb'"path": "/p(\d{4})"', data)]
+    assert paths == list(range(n))
+
+
+def test_header_line_arriving_in_small_pieces(proxy, backends):
+    """A 20 KB header line sent 1 KB at a time spans several input buffer
+    segments (proxy_readln() falls back to evbuffer_readln() past four)."""
+    b = backends(tls=False)
+    p = proxy(f"server {{ LISTEN location / {{ proxy_pass http://127.0.0.1:{b.port}; }} }}")
+    req = (b"GET /long HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 20000
+           + b"\r\nConnection: close\r\n\r\n")
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    for i in range(0, len(req), 1000):
+        s.sendall(req[i:i + 1000])
+        time.sleep(0.002)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    assert data.startswith(b"HTTP/1.1 200 OK")
+    assert len(b.requests[0]["headers"]["x-long"]) == 20000
+
+
 def _raw(port, data):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(data)
