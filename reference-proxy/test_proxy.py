@@ -840,6 +840,23 @@ def test_upstream_keepalive(proxy, backends, pki):
     assert len(conns) == 3                       # Connection: close by default
 
 
+def test_large_request_bodies_over_kept_alive_tls(proxy, backends, pki):
+    """A request body near the 1 MiB limit goes whole to a TLS upstream, twice
+    on one kept-alive connection (the request is written by the upstream write
+    event's own callback, partly now and the rest as the socket drains)."""
+    b = backends(pki)
+    p = proxy(f"upstream ka {{ server 127.0.0.1:{b.port}; keepalive 2; }}\n"
+              f"server {{ LISTEN location / {{ proxy_pass https://ka; proxy_http_version 1.1; "
+              f"proxy_set_header Connection \"\"; }} }}")
+    for i in range(2):
+        body = bytes([65 + i]) * 1000000
+        status, data = p.get(f"/up{i}", method="POST", body=body)
+        assert status == 200
+        got = json.loads(data)
+        assert got["body"] == body.decode() and got["path"] == f"/up{i}"
+    assert len({r["conn"] for r in b.requests}) == 1
+
+
 def test_round_robin_weights_and_failover(proxy, backends, pki):
     b1, b2 = backends(pki), backends(pki)
     dead = free_port()
