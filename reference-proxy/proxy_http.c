@@ -120,6 +120,8 @@ struct proxy_upconn {
     int connected;
     int reused;
     long read_ms, write_ms;     /* the timeouts now set on bev, 0: none */
+    struct event *closed_ev;    /* TLS: runs a close after the data before it */
+    short closed_what;          /* the BEV_EVENT_* flags of that close */
     struct proxy_upconn *next;  /* idle list */
 };
 
@@ -1021,6 +1023,9 @@ proxy_upconn_free(struct proxy_upconn *u)
     if (u->timer) {
         event_free(u->timer);
     }
+    if (u->closed_ev) {
+        event_free(u->closed_ev);
+    }
     if (u->bev) {
         if (u->ssl) {
             proxy_ssl_release(u->ssl);
@@ -1532,7 +1537,7 @@ proxy_upstream_finish(struct proxy_client *c)
     }
     c->up = NULL;
     u->ups->peers[u->peer_idx].fails = 0;
-    if (u->ups->keepalive && c->resp_up_keepalive && !c->up_wants_close
+    if (u->ups->keepalive && c->resp_up_keepalive && !c->up_wants_close && !u->closed_what
         && !c->w->quitting && evbuffer_get_length(bufferevent_get_input(u->bev)) == 0) {
         proxy_idle_put(u);
     } else {
@@ -1842,14 +1847,36 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
+proxy_up_closed_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_upconn *u = arg;
+
+    proxy_up_event_cb(u->bev, u->closed_what, u->client);
+}
+
+static void
 proxy_up_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct proxy_client *c = arg;
+    struct proxy_upconn *u = c->up;
     const char *phase = c->resp_started ? "reading upstream"
         : "reading response header from upstream";
     unsigned long e;
     char ssl_err[512];
 
+    if (u && u->ssl && !(what & BEV_EVENT_TIMEOUT) && u->closed_what == 0) {
+        /* libevent 2.1's bufferevent_openssl reads into two slices: when
+         * the second SSL_read() meets the close (close_notify, EOF, reset),
+         * it reports it before the first one's data is in the input. The
+         * close is handled after that data (the read callback runs first;
+         * a response it completes frees u, and this event with it). */
+        u->closed_what = what;
+        u->closed_ev = event_new(c->w->base, -1, 0, proxy_up_closed_cb, u);
+        if (u->closed_ev) {
+            event_active(u->closed_ev, 0, 0);
+            return;
+        }
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         proxy_upstream_fail(c, PROXY_NEXT_TIMEOUT,
             "upstream timed out (110: Connection timed out) while %s",

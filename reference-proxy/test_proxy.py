@@ -857,6 +857,71 @@ def test_large_request_bodies_over_kept_alive_tls(proxy, backends, pki):
     assert len({r["conn"] for r in b.requests}) == 1
 
 
+def _tls_close_with_last_record(pki, first, last):
+    """A TLS upstream that answers with record `first`, then `last` and its
+    close_notify in one TCP segment (libevent 2.1 reads both in one go)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+
+    def serve():
+        for _ in range(2):
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(pki / "server.chain.pem", pki / "server.key")
+            inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = ctx.wrap_bio(inc, out, server_side=True)
+            conn.settimeout(5)
+            try:
+                req = b""
+                while b"\r\n\r\n" not in req:    # handshake, then the request
+                    try:
+                        req += tls.read(65536)
+                    except ssl.SSLWantReadError:
+                        conn.sendall(out.read())
+                        inc.write(conn.recv(65536))
+                conn.sendall(out.read())
+                tls.write(first)
+                conn.sendall(out.read())
+                time.sleep(0.2)
+                tls.write(last)
+                try:
+                    tls.unwrap()
+                except ssl.SSLError:
+                    pass
+                conn.sendall(out.read())
+                time.sleep(0.2)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_last_record_before_the_upstream_close(proxy, pki):
+    """The record before an upstream's close_notify is used even when both
+    arrive together and the input holds a partial line (a header block, a
+    read-until-close body): the close is handled after the data before it."""
+    hdr = _tls_close_with_last_record(
+        pki, b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 6000,
+        b"\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+    eof = _tls_close_with_last_record(
+        pki, b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"a" * 6000, b"TAIL")
+    p = proxy("server { LISTEN "
+              f"location /h {{ proxy_pass https://127.0.0.1:{hdr.getsockname()[1]}; }}\n"
+              f"location /e {{ proxy_pass https://127.0.0.1:{eof.getsockname()[1]}; }} }}")
+    status, data = p.get("/h")
+    assert (status, data) == (200, b"hello")
+    status, data = p.get("/e")
+    assert status == 200 and data == b"a" * 6000 + b"TAIL"
+    hdr.close()
+    eof.close()
+
+
 def test_round_robin_weights_and_failover(proxy, backends, pki):
     b1, b2 = backends(pki), backends(pki)
     dead = free_port()
