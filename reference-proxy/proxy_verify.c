@@ -21,8 +21,11 @@
  * - only a verification that returned 1 with X509_V_OK is remembered (a
  *   failure is always verified again, and logged by the verify callback);
  * - an entry lasts until the earliest notAfter of the verified chain
- *   (trust anchor included) and the earliest nextUpdate of the store's CRLs,
- *   at most PROXY_VMEMO_TTL seconds, and is dropped if the clock goes back.
+ *   (trust anchor included), the earliest nextUpdate of the store's CRLs,
+ *   and the earliest future lastUpdate of a CRL or notBefore of a store
+ *   certificate (OpenSSL picks the newest CRL valid now, and a certificate
+ *   not yet valid can become an anchor), at most PROXY_VMEMO_TTL seconds,
+ *   and is dropped if the clock goes back.
  * A miss calls X509_verify_cert() exactly as OpenSSL would have.
  */
 #include "proxy.h"
@@ -47,7 +50,6 @@ struct proxy_vmemo_entry {
 struct proxy_vmemo {
     struct proxy_vmemo_entry e[PROXY_VMEMO_SLOTS];
     unsigned next;              /* the slot replaced next (round robin) */
-    time_t crl_until;           /* earliest CRL nextUpdate, 0: no bound */
     unsigned char *buf;         /* the key being built */
     size_t buf_len, buf_size;
 };
@@ -167,11 +169,22 @@ proxy_asn1_time_t(const ASN1_TIME *t)
     return timegm(&tm);
 }
 
-/* The last second the verified chain stays valid as far as time goes. */
+/* Lowers *until to t when t is a time in (now, *until). */
+static void
+proxy_vmemo_bound(time_t *until, time_t t, time_t now)
+{
+    if (t > now && t < *until) {
+        *until = t;
+    }
+}
+
+/* Until when the answer for this chain cannot change with time alone; 0
+ * when it cannot be told (then nothing is remembered). */
 static time_t
-proxy_vmemo_until(struct proxy_vmemo *m, X509_STORE_CTX *xs, time_t now)
+proxy_vmemo_until(X509_STORE_CTX *xs, time_t now)
 {
     STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(xs);
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(X509_STORE_CTX_get0_store(xs));
     time_t until = now + PROXY_VMEMO_TTL, t;
     int i;
 
@@ -180,15 +193,23 @@ proxy_vmemo_until(struct proxy_vmemo *m, X509_STORE_CTX *xs, time_t now)
     }
     for (i = 0; i < sk_X509_num(chain); i++) {
         t = proxy_asn1_time_t(X509_get0_notAfter(sk_X509_value(chain, i)));
-        if (t == 0) {
+        if (t <= now) {
             return 0;
         }
-        if (t < until) {
-            until = t;
-        }
+        proxy_vmemo_bound(&until, t, now);
     }
-    if (m->crl_until && m->crl_until < until) {
-        until = m->crl_until;
+    for (i = 0; objs && i < sk_X509_OBJECT_num(objs); i++) {
+        X509_OBJECT *o = sk_X509_OBJECT_value(objs, i);
+        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(o);
+        X509 *x = X509_OBJECT_get0_X509(o);
+
+        if (crl) {
+            /* a CRL without nextUpdate never expires */
+            proxy_vmemo_bound(&until, proxy_asn1_time_t(X509_CRL_get0_nextUpdate(crl)), now);
+            proxy_vmemo_bound(&until, proxy_asn1_time_t(X509_CRL_get0_lastUpdate(crl)), now);
+        } else if (x) {
+            proxy_vmemo_bound(&until, proxy_asn1_time_t(X509_get0_notBefore(x)), now);
+        }
     }
     return until;
 }
@@ -223,7 +244,7 @@ proxy_vmemo_verify(X509_STORE_CTX *xs, void *arg)
 
     rc = X509_verify_cert(xs);
     if (rc == 1 && X509_STORE_CTX_get_error(xs) == X509_V_OK) {
-        time_t until = proxy_vmemo_until(m, xs, now);
+        time_t until = proxy_vmemo_until(xs, now);
 
         if (until > now) {
             e = &m->e[m->next];
@@ -246,10 +267,7 @@ proxy_vmemo_verify(X509_STORE_CTX *xs, void *arg)
 int
 proxy_vmemo_attach(SSL_CTX *ctx)
 {
-    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
     struct proxy_vmemo *m;
-    time_t t;
-    int i;
 
     if (proxy_vmemo_index < 0) {
         proxy_vmemo_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL,
@@ -259,19 +277,6 @@ proxy_vmemo_attach(SSL_CTX *ctx)
         }
     }
     m = proxy_xcalloc(1, sizeof(*m));
-    for (i = 0; objs && i < sk_X509_OBJECT_num(objs); i++) {
-        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
-
-        if (crl == NULL) {
-            continue;
-        }
-        /* a CRL without nextUpdate never expires; one that is unreadable
-         * bounds nothing and is left to X509_verify_cert() */
-        t = proxy_asn1_time_t(X509_CRL_get0_nextUpdate(crl));
-        if (t && (m->crl_until == 0 || t < m->crl_until)) {
-            m->crl_until = t;
-        }
-    }
     if (SSL_CTX_set_ex_data(ctx, proxy_vmemo_index, m) != 1) {
         free(m);
         return -1;
