@@ -1166,10 +1166,14 @@ proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
 
-    /* a cached connection is retried for an error only, as nginx's
-     * "if (u->peer.cached && ft_type == NGX_HTTP_UPSTREAM_FT_ERROR)" */
+    /* a cached connection that fails before any answer is retried, as
+     * nginx's "if (u->peer.cached && ft_type == NGX_HTTP_UPSTREAM_FT_ERROR)
+     * u->peer.tries++": for an error only, not for a POST, LOCK or PATCH
+     * already sent (ft_type then also has NON_IDEMPOTENT), and only where
+     * proxy_next_upstream has error */
     stale = u && u->reused && c->resp_header_bytes == 0 && !c->resp_got_status
-        && ft == PROXY_NEXT_ERROR;
+        && ft == PROXY_NEXT_ERROR && (c->loc->next_upstream & PROXY_NEXT_ERROR)
+        && !(c->request_sent && !proxy_method_idempotent(c->method));
     proxy_client_log(c, stale ? PROXY_LOG_INFO : PROXY_LOG_ERR, "%s", msg);
     if (c->resp_started) {
         proxy_upconn_free(u);
@@ -1446,9 +1450,12 @@ proxy_upstream_next(struct proxy_client *c)
 
     idx = proxy_peer_get(ups, c->tried);
     if (idx < 0) {
-        if (c->num_tried == 0) {
+        /* servers left untried but down: nginx's NGX_HTTP_UPSTREAM_FT_NOLIVE,
+         * a 502 whatever the previous attempt gave */
+        if ((size_t) c->num_tried < ups->num_peers) {
             proxy_client_log(c, PROXY_LOG_ERR, "no live upstreams while connecting to "
                 "upstream");
+            c->fail_status = 502;
         }
         proxy_upstream_give_up(c);
         return;

@@ -988,6 +988,7 @@ def test_next_upstream_conditions(proxy, backends):
     non_idempotent, an invalid header is a 502 unless invalid_header is set."""
     s500 = _raw_upstream(b"HTTP/1.1 500 Internal Server Error\r\n").getsockname()[1]
     bad = _raw_upstream(b"HTTP/1.1 200 OK\r\nBroken header line\r\n").getsockname()[1]
+    s404 = _raw_upstream(b"HTTP/1.1 404 Not Found\r\n").getsockname()[1]
     good = backends(tls=False).port
 
     def group(name, first):
@@ -995,13 +996,15 @@ def test_next_upstream_conditions(proxy, backends):
     p = proxy(group("a", s500) + group("b", s500) + group("c", bad) + group("d", bad)
               + group("e", s500) + group("f", s500)
               + f"upstream g {{ server 127.0.0.1:{s500}; }}\n"
+              + f"upstream h {{ server 127.0.0.1:{s404}; server 127.0.0.1:{free_port()}; }}\n"
               + "server { LISTEN location /a { proxy_pass http://a; }\n"
               + "location /b { proxy_pass http://b; proxy_next_upstream error timeout http_500; }\n"
               + "location /c { proxy_pass http://c; }\n"
               + "location /d { proxy_pass http://d; proxy_next_upstream invalid_header; }\n"
               + "location /e { proxy_pass http://e; proxy_next_upstream http_500; }\n"
               + "location /f { proxy_pass http://f; proxy_next_upstream http_500 non_idempotent; }\n"
-              + "location /g { proxy_pass http://g; proxy_next_upstream http_500; } }")
+              + "location /g { proxy_pass http://g; proxy_next_upstream http_500; }\n"
+              + "location /h { proxy_pass http://h; proxy_next_upstream http_404; } }")
 
     def statuses(path, method="GET"):
         return sorted(p.get(path, method=method, body=b"x" if method == "POST" else None)[0]
@@ -1013,6 +1016,10 @@ def test_next_upstream_conditions(proxy, backends):
     assert statuses("/e", "POST") == [200, 200, 500, 500]
     assert statuses("/f", "POST") == [200] * 4
     assert statuses("/g") == [500] * 4                 # no other server: passed on as it is
+    # the other server is down after its connect error (not retried: no
+    # "error"); a 404 does not count as a failure, and moving on from it
+    # finds no live server: 502 (nginx's NGX_HTTP_UPSTREAM_FT_NOLIVE)
+    assert statuses("/h") == [502] * 4
 
 
 def test_client_abort_closes_the_upstream_and_keeps_serving(proxy, backends):
@@ -1048,6 +1055,55 @@ def test_client_abort_closes_the_upstream_and_keeps_serving(proxy, backends):
     assert seen.get("eof") is True
     assert "client prematurely closed connection" in p.error_log()
     assert p.get("/")[0] == 200
+
+
+def test_stale_keepalive_connection_retry(proxy):
+    """A cached connection the upstream closes when the next request arrives
+    (its keepalive race) is retried on a new connection as nginx does: for a
+    GET, not for a POST already sent, not with proxy_next_upstream off."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+
+    def conn_loop(conn):
+        f = conn.makefile("rb")
+        try:
+            for n in range(2):
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = f.readline()
+                    if not line:
+                        return
+                    head += line
+                length = int(([l.split(b":")[1] for l in head.split(b"\r\n")
+                               if l.lower().startswith(b"content-length:")] or [b"0"])[0])
+                f.read(length)
+                if n == 1:
+                    return                       # closes without answering
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        finally:
+            conn.close()
+
+    def loop():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=conn_loop, args=(conn,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+    port = srv.getsockname()[1]
+    ka = 'proxy_http_version 1.1; proxy_set_header Connection "";'
+    p = proxy("".join(f"upstream {n} {{ server 127.0.0.1:{port}; keepalive 4; }}\n"
+                      for n in ("a", "b", "c"))
+              + f"server {{ LISTEN location /a {{ proxy_pass http://a; {ka} }}\n"
+              f"location /b {{ proxy_pass http://b; {ka} }}\n"
+              f"location /c {{ proxy_pass http://c; {ka} proxy_next_upstream off; }} }}")
+    assert [p.get("/a")[0] for _ in range(2)] == [200, 200]
+    assert p.get("/b")[0] == 200
+    assert p.get("/b", method="POST", body=b"x")[0] == 502
+    assert [p.get("/c")[0] for _ in range(2)] == [200, 502]
+    srv.close()
 
 
 def test_timeouts_are_504(proxy):
