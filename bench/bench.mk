@@ -1,15 +1,15 @@
 # make bench: owned by bench/. Included by the top Makefile (BIN, PYTHON,
 # ALL_CFLAGS, LDLIBS_ALL come from there).
 #
-#   make bench [BENCH_RUNS=3] [BENCH_SECONDS=5] [BENCH_ONLY=suite,load,ceiling,backend]
+#   make bench [BENCH_RUNS=5] [BENCH_SECONDS=5] [BENCH_ONLY=suite,load,ceiling,backend]
 #       prints one table, writes $(BENCH_OUT)/bench.json and bench.html
-#       (self-contained chart). About 3-4 minutes on 2 cores.
+#       (self-contained chart). About 5 minutes on 2 cores.
 #   make bench-client    builds build/bench/uptls-hsclient (the handshake load client)
 #   make bench-svg       docs/bench.svg (README's chart) from $(BENCH_OUT)/bench.html
 #
 # The reference proxy is built if it can be; if it does not build or does
 # not answer, its column says "not available: <reason>".
-BENCH_RUNS    ?= 3
+BENCH_RUNS    ?= 5
 BENCH_SECONDS ?= 5
 BENCH_ONLY    ?=
 BENCH_OUT     ?= reports/out

@@ -1162,7 +1162,7 @@ def noise_summary(doc):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5, help="wrk duration per measurement")
     ap.add_argument("--speed-seconds", type=int, default=2)
     ap.add_argument("--hs-full", type=int, default=1500)
