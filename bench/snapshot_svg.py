@@ -4,6 +4,7 @@ the HTML page).
 
 Run: make bench-svg   (reads reports/out/bench.html, writes docs/bench.svg)
 """
+import os
 import re
 import sys
 
@@ -35,7 +36,6 @@ def main(argv):
         return 2
     with open(dst + ".tmp", "w") as f:
         f.write(svg)
-    import os
     os.replace(dst + ".tmp", dst)
     print(f"wrote {dst} ({svg.count('aria-label')} panels)")
     return 0

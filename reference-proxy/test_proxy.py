@@ -13,6 +13,7 @@ Slow checks (valgrind, ASan/UBSan build) run unless UPTLS_PROXY_FAST=1.
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -523,13 +524,7 @@ def test_keepalive_pipelining_and_framing(proxy, backends):
     s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
     s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /chunked HTTP/1.1\r\nHost: x\r\n\r\n"
               b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = _read_all(s)
     assert data.count(b"HTTP/1.1 200 OK") == 3
     assert b'"path": "/a"' in data and b'"path": "/b"' in data
     assert b"Transfer-Encoding: chunked" in data and b"0\r\n\r\n" in data
@@ -559,7 +554,7 @@ def test_pipelined_input_beyond_the_read_ahead_bound(proxy, backends):
     reqs += f"GET /p{n - 1:04d} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
     assert len(reqs) > 2 * 65536
     data = _raw(p.port, reqs)
-    paths = [int(x) for x in __import__("re").findall(rb'"path": "/p(\d{4})"', data)]
+    paths = [int(x) for x in re.findall(rb'"path": "/p(\d{4})"', data)]
     assert paths == list(range(n))
 
 
@@ -574,20 +569,13 @@ def test_header_line_arriving_in_small_pieces(proxy, backends):
     for i in range(0, len(req), 1000):
         s.sendall(req[i:i + 1000])
         time.sleep(0.002)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = _read_all(s)
     assert data.startswith(b"HTTP/1.1 200 OK")
     assert len(b.requests[0]["headers"]["x-long"]) == 20000
 
 
-def _raw(port, data):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(data)
+def _read_all(s):
+    """Everything the socket sends until the peer closes; closes it."""
     out = b""
     while True:
         chunk = s.recv(65536)
@@ -596,6 +584,12 @@ def _raw(port, data):
         out += chunk
     s.close()
     return out
+
+
+def _raw(port, data):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(data)
+    return _read_all(s)
 
 
 def test_request_header_lines(proxy, backends):
