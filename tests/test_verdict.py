@@ -6,7 +6,7 @@ real proxy; these tests feed check_step the observations such a proxy
 would produce and assert the check fails, and the right way.
 """
 
-from uptls.verdict import check_step, summarize
+from uptls.checks import check_step, summarize
 
 
 def _resp(status=200, backend="b1", complete=True, ms=10.0):

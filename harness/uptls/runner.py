@@ -22,7 +22,7 @@ import time
 from . import UptlsError
 from .backend import spec_for, start_listeners
 from .targets.base import TargetStartError
-from .verdict import check_step, observed_view, summarize
+from .checks import check_step, observed_view, summarize
 
 SANITY_ID = "sanity/plain-handshake"
 REQUEST_TIMEOUT = 15.0    # the rendered proxy timeouts are 5 s connect, 10 s read

@@ -9,7 +9,7 @@ import time
 import tomllib
 
 from .. import UptlsError
-from ..verdict import FAIL_KINDS
+from ..checks import FAIL_KINDS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
