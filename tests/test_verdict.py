@@ -6,11 +6,13 @@ real proxy; these tests feed check_step the observations such a proxy
 would produce and assert the check fails, and the right way.
 """
 
-from uptls.checks import check_step, summarize
+from uptls.checks import check_step
+from uptls.observe import summarize
+from uptls.results import Response
 
 
 def _resp(status=200, backend="b1", complete=True, ms=10.0):
-    return {"status": status, "backend": backend, "complete": complete, "time_ms": ms}
+    return Response(status=status, backend=backend, complete=complete, time_ms=ms)
 
 
 def _conn(conn=1, ok=True, requests=1, resumed=False, sni=None, versions=("TLSv1.3",),

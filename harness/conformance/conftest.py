@@ -13,8 +13,8 @@ import threading
 
 import pytest
 
-from uptls import UptlsError, pki as pki_mod, scenario as sc_mod, targets
-from uptls.runner import SanityError, run, shard
+from uptls import SCENARIO_DIR, UptlsError, catalogue, pki as pki_mod, targets
+from uptls.runner import SanityError, run
 import uptls_reports
 
 
@@ -54,16 +54,16 @@ def pytest_configure(config):
             config._uptls_target.deviations_file = os.path.abspath(o.deviations)
         config._uptls_target.deviations()  # a broken list stops the run here
         config._uptls_pki = pki_mod.build()
-        cat = sc_mod.load_catalogue(o.scenario_dir or sc_mod.SCENARIO_DIR,
+        cat = catalogue.load_catalogue(o.scenario_dir or SCENARIO_DIR,
                                     entities=config._uptls_pki.entities)
         if not o.scenario_dir:
             config._uptls_target.check_deviations([s.id for s in cat])
         # The sanity scenario runs first whatever SCENARIOS/SHARD select.
         config._uptls_sanity = {s.id: s for s in cat if s.id == "sanity/plain-handshake"}
         if o.scenarios:
-            cat = sc_mod.select(cat, o.scenarios)
+            cat = catalogue.select(cat, o.scenarios)
         if o.shard:
-            cat = shard(cat, o.shard)
+            cat = catalogue.shard(cat, o.shard)
     except UptlsError as e:
         _die(config, str(e))
     config._uptls_catalogue = {s.id: s for s in cat}

@@ -9,7 +9,7 @@ import time
 import tomllib
 
 from .. import UptlsError
-from ..checks import FAIL_KINDS
+from uptls_vocab import FailKind
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -113,9 +113,9 @@ class Target:
                                      f"and source; one lacks '{key}'")
             # A "~wrongN" entry explains why a wrong-way variant cannot fail on
             # this target (read by tests/test_targets.py): it has no kind.
-            if "~wrong" not in d["scenario"] and d.get("kind") not in FAIL_KINDS:
+            if "~wrong" not in d["scenario"] and d.get("kind") not in tuple(FailKind):
                 raise UptlsError(f"{path}: deviation '{d['scenario']}': 'kind' must be one of "
-                                 f"{', '.join(FAIL_KINDS)} (the way the scenario fails), "
+                                 f"{', '.join(FailKind)} (the way the scenario fails), "
                                  f"not {d.get('kind')!r}")
             unknown = set(d) - {"scenario", "reason", "source", "kind", "step"}
             if unknown:
