@@ -56,13 +56,14 @@ class Importance(enum.StrEnum):
     LOW = "low"
 
 
-def rank(member, default=9):
-    """The position of a vocabulary value in its enum's order (a plain string
-    is looked up too); default for a value the enum does not have."""
-    for cls in (Verdict, FailKind, Importance):
-        if member in cls._value2member_map_:
-            return list(cls).index(cls(member))
-    return default
+def rank(vocabulary, value, default=9):
+    """The position of value (a member or its string) in the order of
+    vocabulary (Verdict, FailKind, Importance); default when it has no such
+    value: rank(Importance, "critical") == 0."""
+    try:
+        return list(vocabulary).index(vocabulary(value))
+    except ValueError:
+        return default
 
 
 def empty_summary():
