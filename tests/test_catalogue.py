@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from uptls import UptlsError, catalogue as cat_mod
+from uptls import UptlsError, catalogue as cat_mod, scenario_help
 from helpers import catalogue, pki
 
 # Which abstract setting each uptls-proxy fault switch breaks.
@@ -121,3 +121,26 @@ def test_selection_matching_nothing_names_the_families():
         cat_mod.select(list(catalogue()), "nosuch/*")
     assert {s.family for s in cat_mod.select(list(catalogue()), "session/*")} == {"session"}
     assert {s.family for s in cat_mod.select(list(catalogue()), "session")} == {"session"}
+
+
+def test_scenario_keys_help_is_generated_from_the_tables():
+    """scenarios/README.md lists every key the tables allow, as
+    `make scenario-help` writes it from them: a key added without its help
+    regenerated fails here."""
+    _, part = scenario_help.current()
+    assert part is not None, "scenarios/README.md lost its generated keys section"
+    assert part == scenario_help.render(), "scenarios/README.md is out of date: make scenario-help"
+
+
+def test_every_key_the_catalogue_uses_is_documented():
+    _, part = scenario_help.current()
+    used = set()
+    for s in catalogue():
+        for st in s.steps:
+            used.update(st.expect)
+        for loc in s.locations:
+            used.update(loc.settings)
+        for b in s.backends:
+            used.update(b.options)
+    missing = sorted(k for k in used if f"| `{k}` |" not in part)
+    assert not missing, f"keys scenarios use that scenarios/README.md does not explain: {missing}"

@@ -369,9 +369,9 @@ class Expectation:
 
 E = Expectation
 EXPECTATIONS = {e.key: e for e in (
-    E("result", str, check_result, "accepted (every request answered 200 by a backend) | "
-      "refused (no request reached a backend, every answer a 5xx) | reached (the request "
-      "reached a backend, whatever the client got)", choices=RESULTS),
+    E("result", str, check_result, "what became of the requests: accepted = every one answered "
+      "200 by a backend; refused = none reached a backend and every answer is a 5xx; reached = "
+      "the request reached a backend, whatever the client got", choices=RESULTS),
     E("client_cert", str, check_client_cert,
       "PKI entity the backend must have received, or 'none'", names="entity", words=("none",)),
     E("client_chain_len", int, check_client_chain_len,
