@@ -239,6 +239,21 @@ def test_disagreements_error_columns_and_fingerprint():
     assert "could not run: uptls: TARGET=haproxy: unknown target" in md
 
 
+def test_fingerprint_leaves_out_scsvs_written_as_code_points():
+    """uptls-backend writes a suite OpenSSL cannot name as its code point:
+    the SCSVs (0x00FF, 0x5600) are signals, not TLS 1.2 suites, whichever
+    way they are written (the checks and the fingerprint share one table)."""
+    doc = _full("nginx")
+    for res in doc["scenarios"]:
+        for st in res["steps"]:
+            for c in st["observed"]["connections"]:
+                c["hello"]["ciphers"] = ["TLS_AES_256_GCM_SHA384", "0x00FF",
+                                         "ECDHE-RSA-AES128-GCM-SHA256", "0x5600", "0x1302"]
+    fp = compare.compare_docs([doc])["columns"][0]["fingerprint"]
+    assert fp["tls12_suites"] == ["ECDHE-RSA-AES128-GCM-SHA256"]
+    assert fp["tls13_suites"] == ["TLS_AES_256_GCM_SHA384", "0x1302"]
+
+
 # -- escaping -----------------------------------------------------------------------
 
 class _Tags(html.parser.HTMLParser):

@@ -14,8 +14,9 @@ import threading
 import pytest
 
 from uptls import SCENARIO_DIR, UptlsError, catalogue, pki as pki_mod, targets
-from uptls.runner import SanityError, run
+from uptls.runner import SANITY_ID, SanityError, run
 import uptls_reports
+from uptls_vocab import RESULTS_SCHEMA, Verdict
 
 
 def pytest_addoption(parser):
@@ -59,7 +60,7 @@ def pytest_configure(config):
         if not o.scenario_dir:
             config._uptls_target.check_deviations([s.id for s in cat])
         # The sanity scenario runs first whatever SCENARIOS/SHARD select.
-        config._uptls_sanity = {s.id: s for s in cat if s.id == "sanity/plain-handshake"}
+        config._uptls_sanity = {s.id: s for s in cat if s.id == SANITY_ID}
         if o.scenarios:
             cat = catalogue.select(cat, o.scenarios)
         if o.shard:
@@ -83,8 +84,8 @@ def _baseline_load(config):
             doc = json.load(f)
     except (OSError, ValueError) as e:
         _die(config, f"BASELINE={path}: cannot read it: {e}")
-    if not isinstance(doc, dict) or doc.get("schema") != "uptls-results/1":
-        _die(config, f"BASELINE={path}: not a uptls result file (schema uptls-results/1)")
+    if not isinstance(doc, dict) or doc.get("schema") != RESULTS_SCHEMA:
+        _die(config, f"BASELINE={path}: not a uptls result file (schema {RESULTS_SCHEMA})")
     return doc
 
 
@@ -127,7 +128,7 @@ def results(request):
             if tr and capman:
                 with lock, capman.global_and_fixture_disabled():
                     tr.write_line(f"  {res['verdict']:<11} {res['id']}"
-                                  + ("" if res["verdict"] == "pass"
+                                  + ("" if res["verdict"] == Verdict.PASS
                                      else f"  -- {res['reason'][:160]}"))
         target = config._uptls_target
         if tr and capman:
