@@ -55,6 +55,18 @@ def _check_settings(path, where, settings, errors):
         errors.append(f"{_where(path)}: {where}'verify_depth' must be >= 0")
 
 
+def _array_of_tables(path, name, items, spec, errors):
+    """(index, where, table) for each [[name]] that is a table, its keys
+    checked against spec (what is wrong goes to errors)."""
+    for i, table in enumerate(items):
+        where = f"[[{name}]] #{i + 1}: "
+        if not isinstance(table, dict):
+            errors.append(f"{_where(path)}: {where}must be a table")
+            continue
+        _check_table(path, where, table, spec, errors)
+        yield i, where, table
+
+
 def _check_expect(path, where, exp, backends, errors):
     """Each expectation's value against its table row: its choices (of each
     item, for a list), the backends it names."""
@@ -104,12 +116,7 @@ def load_file(path, root=SCENARIO_DIR, entities=None):
         raise UptlsError("\n".join(errors))
 
     backends = []
-    for i, b in enumerate(data["backend"]):
-        where = f"[[backend]] #{i + 1}: "
-        if not isinstance(b, dict):
-            errors.append(f"{_where(path)}: {where}must be a table")
-            continue
-        _check_table(path, where, b, BACKEND_KEYS, errors)
+    for i, where, b in _array_of_tables(path, "backend", data["backend"], BACKEND_KEYS, errors):
         for key in ("name", "certificate"):
             if key not in b:
                 errors.append(f"{_where(path)}: {where}missing '{key}'")
@@ -153,12 +160,7 @@ def load_file(path, root=SCENARIO_DIR, entities=None):
         errors.append(f"{_where(path)}: location names must be unique: {lnames}")
 
     steps = []
-    for i, st in enumerate(data["step"]):
-        where = f"[[step]] #{i + 1}: "
-        if not isinstance(st, dict):
-            errors.append(f"{_where(path)}: {where}must be a table")
-            continue
-        _check_table(path, where, st, STEP_KEYS, errors)
+    for i, where, st in _array_of_tables(path, "step", data["step"], STEP_KEYS, errors):
         exp = st.get("expect", {})
         if not isinstance(exp, dict) or not exp:
             errors.append(f"{_where(path)}: {where}needs an 'expect' table: a step that "
@@ -177,12 +179,7 @@ def load_file(path, root=SCENARIO_DIR, entities=None):
         steps.append(Step(loc, n, exp))
 
     wrong = []
-    for i, w in enumerate(data.get("wrong", [])):
-        where = f"[[wrong]] #{i + 1}: "
-        if not isinstance(w, dict):
-            errors.append(f"{_where(path)}: {where}must be a table")
-            continue
-        _check_table(path, where, w, WRONG_KEYS, errors)
+    for i, where, w in _array_of_tables(path, "wrong", data.get("wrong", []), WRONG_KEYS, errors):
         if "why" not in w:
             errors.append(f"{_where(path)}: {where}missing 'why'")
         if isinstance(w.get("proxy"), dict):

@@ -43,6 +43,11 @@ class Seen:
         self.statuses = [r.status for r in responses]
         self.ok = [c for c in conns if c.ok]   # completed handshakes
 
+    def lacks(self, need, what):
+        """[the Failure that says what cannot be checked for want of need
+        ("hellos" or "handshakes")], or [] when there is something to check."""
+        return self.lacks_hellos(what) if need == "hellos" else self.lacks_handshakes(what)
+
     def lacks_handshakes(self, what):
         """[the Failure that says what cannot be checked], or [] when a handshake completed."""
         return [] if self.ok else [Failure(WRONG, f"cannot check {what}: no completed handshake "
@@ -104,7 +109,7 @@ def check_result(s, want):
 
 # -- client certificate -------------------------------------------------------------
 def check_client_cert(s, want):
-    fails = s.lacks_handshakes("the client certificate")
+    fails = []
     for c in s.ok:
         got = c.handshake.get("client_cert")
         if want == "none":
@@ -124,7 +129,7 @@ def check_client_cert(s, want):
 
 
 def check_client_chain_len(s, want):
-    fails = s.lacks_handshakes("the client chain")
+    fails = []
     # A resumed handshake carries no Certificate message: check full ones.
     for c in [c for c in s.ok if not c.resumed]:
         got = (c.handshake.get("client_cert") or {}).get("chain_len", 0)
@@ -138,8 +143,6 @@ def check_client_chain_len(s, want):
 def _exact_set(what, items):
     """A checker: every ClientHello offers exactly the wanted set of items(hello)."""
     def check(s, want):
-        if miss := s.lacks_hellos(f"offered {what}"):
-            return miss
         want = set(want)
         for h in s.hellos:
             got = items(h)
@@ -172,8 +175,6 @@ def resolve_offered_versions_default(want, target):
 
 
 def check_offered_versions_exclude(s, want):
-    if miss := s.lacks_hellos("offered versions"):
-        return miss
     for h in s.hellos:
         extra = set(h.get("versions") or []) & set(want)
         if extra:
@@ -183,8 +184,6 @@ def check_offered_versions_exclude(s, want):
 
 
 def check_offered_ciphers_exclude(s, want):
-    if miss := s.lacks_hellos("offered ciphers"):
-        return miss
     for h in s.hellos:
         bad = [c for c in h.get("ciphers") or [] if not is_scsv(c) and any(x in c for x in want)]
         if bad:
@@ -193,10 +192,6 @@ def check_offered_ciphers_exclude(s, want):
 
 
 def check_offered_versions_default_wire(s, want):
-    if not want:
-        return []
-    if miss := s.lacks_hellos("offered versions"):
-        return miss
     getter = getattr(s.target, "documented_default_protocols", None)
     protos, source = getter() if getter else (None, None)
     if not protos:
@@ -221,8 +216,6 @@ def check_offered_versions_default_wire(s, want):
 
 
 def check_sni(s, want):
-    if miss := s.lacks_hellos("SNI"):
-        return miss
     want = None if want == "absent" else want
     got = [h.get("sni") for h in s.hellos]
     if any(g != want for g in got):
@@ -234,8 +227,6 @@ def check_sni(s, want):
 # -- what the handshakes negotiated ---------------------------------------------------
 def _negotiated(field, label):
     def check(s, want):
-        if miss := s.lacks_handshakes(f"the negotiated {field}"):
-            return miss
         got = sorted({c.handshake.get(field) for c in s.ok})
         if got != [want]:
             return [Failure(WRONG, f"expected {label(want)}; got {got}")]
@@ -270,9 +261,7 @@ def check_resumed(s, want):
 
 
 def check_resumed_per_backend(s, want):
-    if not want:
-        return []
-    fails = s.lacks_handshakes("resumption per backend")
+    fails = []
     per = {}
     for c in s.ok:
         per.setdefault(c.backend, []).append(c.resumed)
@@ -292,10 +281,6 @@ def check_handshakes(s, want):
 
 
 def check_fresh_first_contact(s, want):
-    if not want:
-        return []
-    if miss := s.lacks_hellos("sessions offered"):
-        return miss
     first = {}
     for c in s.conns:
         if c.hello and c.backend not in first:
@@ -335,7 +320,7 @@ def check_within_s(s, want):
 
 
 def check_answers_whole(s, want):
-    cut = [r for r in s.responses if want and not (r.answered and (r.status >= 500 or r.complete))]
+    cut = [r for r in s.responses if not (r.answered and (r.status >= 500 or r.complete))]
     if cut:
         return [Failure(WRONG, f"expected each answer to be a 5xx or complete; got "
                                f"{[(r.status, r.error) for r in cut]}")]
@@ -343,7 +328,7 @@ def check_answers_whole(s, want):
 
 
 def check_truncation_signalled(s, want):
-    passed_off = [r for r in s.responses if want and r.answered and r.status < 500 and r.complete]
+    passed_off = [r for r in s.responses if r.answered and r.status < 500 and r.complete]
     if passed_off:
         return [Failure(ACCEPT, f"the backend cut its body short, yet {len(passed_off)} "
                                 f"answer(s) reached the client as complete (status "
@@ -362,6 +347,9 @@ class Expectation:
     choices: tuple = ()         # allowed values (of each item, for a list)
     names: str | None = None    # "backend" or "entity": the value names one (checked on load)
     words: tuple = ()           # literal values allowed besides names
+    # ("hellos" | "handshakes", what): with none observed, the one failure is
+    # "cannot check what" (the checker is not called).
+    needs: tuple | None = None
     # Before the step: (wanted, target) -> ({key: value} checked instead, None)
     # or (None, why the target cannot run the scenario).
     resolve: Callable | None = None
@@ -373,34 +361,43 @@ EXPECTATIONS = {e.key: e for e in (
       "200 by a backend; refused = none reached a backend and every answer is a 5xx; reached = "
       "the request reached a backend, whatever the client got", choices=RESULTS),
     E("client_cert", str, check_client_cert,
-      "PKI entity the backend must have received, or 'none'", names="entity", words=("none",)),
+      "PKI entity the backend must have received, or 'none'", names="entity", words=("none",),
+      needs=("handshakes", "the client certificate")),
     E("client_chain_len", int, check_client_chain_len,
-      "certificates the proxy sent, leaf included (full handshakes)"),
+      "certificates the proxy sent, leaf included (full handshakes)",
+      needs=("handshakes", "the client chain")),
     E("offered_versions", list, check_offered_versions,
-      "exact set of TLS versions in the ClientHello", choices=PROTOCOLS),
+      "exact set of TLS versions in the ClientHello", choices=PROTOCOLS,
+      needs=("hellos", "offered versions")),
     E("offered_ciphers", list, check_offered_ciphers,
-      "exact set of TLS <= 1.2 suites offered (SCSVs ignored)"),
+      "exact set of TLS <= 1.2 suites offered (SCSVs ignored)",
+      needs=("hellos", "offered TLS<=1.2 suites")),
     E("offered_ciphersuites", list, check_offered_ciphersuites,
-      "exact set of TLS 1.3 suites offered"),
+      "exact set of TLS 1.3 suites offered", needs=("hellos", "offered TLS 1.3 suites")),
     E("offered_versions_default", bool, None,
       "the offered set is the target's documented default (resolved before the step into "
       "offered_versions; a target that documents none is 'unsupported')",
       resolve=resolve_offered_versions_default),
     E("offered_versions_exclude", list, check_offered_versions_exclude,
-      "TLS versions that must not be offered", choices=PROTOCOLS),
+      "TLS versions that must not be offered", choices=PROTOCOLS,
+      needs=("hellos", "offered versions")),
     E("negotiated_version", str, check_negotiated_version,
-      "TLS version of every completed handshake"),
+      "TLS version of every completed handshake",
+      needs=("handshakes", "the negotiated version")),
     E("offered_ciphers_exclude", list, check_offered_ciphers_exclude,
-      "substrings no offered TLS <= 1.2 suite may contain"),
-    E("negotiated_cipher", str, check_negotiated_cipher, "cipher of every completed handshake"),
+      "substrings no offered TLS <= 1.2 suite may contain",
+      needs=("hellos", "offered ciphers")),
+    E("negotiated_cipher", str, check_negotiated_cipher, "cipher of every completed handshake",
+      needs=("handshakes", "the negotiated cipher")),
     E("resumed", str, check_resumed, "which completed handshakes resumed a session",
       choices=RESUMED),
-    E("sni", str, check_sni, "SNI every ClientHello carries, or 'absent'"),
+    E("sni", str, check_sni, "SNI every ClientHello carries, or 'absent'",
+      needs=("hellos", "SNI")),
     E("handshakes", int, check_handshakes,
       "exact number of TLS handshakes the backends saw (keepalive)"),
     E("fresh_first_contact", bool, check_fresh_first_contact,
       "the first ClientHello each backend sees offers no session (no PSK, no ticket) -- "
-      "sessions are never carried across servers"),
+      "sessions are never carried across servers", needs=("hellos", "sessions offered")),
     E("backend_seen", list, check_backend_seen,
       "backends that must have received at least one request", names="backend"),
     E("backend_not_seen", list, check_backend_not_seen,
@@ -409,10 +406,10 @@ EXPECTATIONS = {e.key: e for e in (
       "the ClientHello shows the target's documented default version set as far as the wire "
       "can: with TLS 1.3 in it, supported_versions lists exactly the set; without, no "
       "supported_versions and the legacy version is the set's highest (a pre-1.3 hello does "
-      "not show its floor)"),
+      "not show its floor)", needs=("hellos", "offered versions")),
     E("resumed_per_backend", bool, check_resumed_per_backend,
       "for each backend on its own: its first handshake is full and every later one resumed "
-      "(needs 2+ handshakes per backend)"),
+      "(needs 2+ handshakes per backend)", needs=("handshakes", "resumption per backend")),
     E("status_in", list, check_status_in,
       "every answer's status is one of these (e.g. [502, 504])"),
     E("within_s", int, check_within_s,
@@ -442,10 +439,15 @@ def resolve(expect, target):
 
 def check_step(expect, responses, conns, pki=None, target=None):
     """Every expectation of a (resolved) step, in table order; the Failures
-    ([] = the step holds). Keys starting with "_" are notes for the report."""
+    ([] = the step holds). A bool expectation set to false checks nothing;
+    keys starting with "_" are notes for the report."""
     seen = Seen(responses, conns, pki, target)
     fails = []
     for key, e in EXPECTATIONS.items():
-        if key in expect and e.check:
+        if key not in expect or not e.check or expect[key] is False:
+            continue
+        if e.needs and (miss := seen.lacks(*e.needs)):
+            fails += miss
+        else:
             fails += e.check(seen, expect[key])
     return fails
