@@ -5,6 +5,8 @@ The pipeline, one module per stage:
     scenario.py   the scenario model: dataclasses and the tables of keys
     catalogue.py  scenario files loaded, validated, selected (SCENARIOS=, SHARD=)
     plan.py       the run plan: jobs (scenarios, wrong-way variants), units, batches
+    targets/      the adapters: render the units into a target's config, start,
+                  stop it (processes through proc.py)
     backend.py    the mock upstreams (uptls-backend) a job's steps talk to
     client.py     the client: one HTTP request to the target, a Response
     observe.py    observations: the backends' events, per connection
