@@ -87,7 +87,8 @@ class Run:
         return [job for job in jobs if job.key not in failed]
 
     def execute(self):
-        """Run every job; return their ScenarioResults, in plan order."""
+        """Run every job; return their results as the result file holds them
+        (dicts, in plan order; self.results has them typed)."""
         started = time.monotonic()
         try:
             runnable = []
@@ -103,7 +104,8 @@ class Run:
             if not self.keep:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
         self.duration = time.monotonic() - started
-        return [j.result for j in self.jobs]
+        self.results = [j.result for j in self.jobs]
+        return [res.to_json() for res in self.results]
 
     def _run_batch(self, jobs):
         # In this thread: see BackendGroup.spawn.
@@ -231,6 +233,6 @@ def run(target, scenarios, pki, keep=False, progress=None, variants=False, run_r
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     r = Run(target, scenarios, pki, keep=keep, progress=progress, variants=variants,
             run_root=run_root)
-    results = r.execute()
-    return document(info, started, r.duration, results, r.unattributed_alerts,
+    r.execute()
+    return document(info, started, r.duration, r.results, r.unattributed_alerts,
                     r.run_dir if keep else None)

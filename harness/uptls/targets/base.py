@@ -9,7 +9,7 @@ import tomllib
 from uptls_vocab import FailKind
 
 from .. import UptlsError, proc
-from ..proc import free_port  # noqa: F401  (base.free_port: adapters import it from here)
+from ..proc import die_with_parent, free_port  # noqa: F401  (adapters import them from here)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
