@@ -16,7 +16,7 @@ check_alerts, check_protocol...). A checker returns the Failures it found
 The table's order is the order checks run in, so the order failures are
 reported in (the first one's kind is the step's fail kind). The same table
 validates scenario files (catalogue.py) and is the help of
-scenarios/README.md (tools/scenario_keys.py).
+scenarios/README.md (scenario_help.py).
 """
 
 import dataclasses
