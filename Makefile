@@ -43,9 +43,16 @@ help:
 	@echo "make deps            install the Debian packages (apt-get, idempotent)"
 	@echo "make conformance     TARGET=reference|nginx [TARGET_BIN=...] [SCENARIOS=glob] [REPORT_DIR=...] [KEEP=1]"
 	@echo "make test            the harness's own tests"
+	@echo "make scenario-help   regenerate the keys' help in scenarios/README.md from the tables"
 
 deps:
 	sh tests/install-deps.sh
+
+# The scenario keys' help in scenarios/README.md, drawn from the tables that
+# validate them (tests/test_catalogue.py fails when it is out of date).
+.PHONY: scenario-help
+scenario-help:
+	PYTHONPATH=harness:reports $(PYTHON) -m uptls.scenario_help
 
 # One pytest test per scenario; exit 0 only when no verdict is fail or error,
 # 2 with one line when the target binary is missing or will not start.

@@ -18,6 +18,7 @@ import pytest
 
 from helpers import by_id, catalogue, pki, run_target
 from uptls import targets
+from uptls.plan import Unit, is_ip, slug
 from uptls.runner import Run
 
 TARGETS = ["haproxy", "apache", "nginx-stream"]
@@ -99,14 +100,13 @@ def test_rendered_config_passes_the_targets_check(name):
         for j in jobs:
             for loc in j.scenario.locations:
                 # Rendering only: placeholder backend addresses, nothing started.
-                from uptls.runner import Unit, _is_ip, _slug
                 host = loc.upstream_host
-                direct = bool(host and _is_ip(host))
+                direct = bool(host and is_ip(host))
                 servers = [f"{host if direct else '127.0.0.1'}:{40000 + i}"
                            for i, _ in enumerate(loc.backends)]
-                block = None if direct else (host or f"{_slug(j.index)}-{loc.upstream}.uptls.invalid")
-                j.units[loc.name] = Unit(j.scenario.id, j.key, _slug(j.index), loc.name,
-                                         f"/u/{_slug(j.index)}/{loc.name}/", block,
+                block = None if direct else (host or f"{slug(j.index)}-{loc.upstream}.uptls.invalid")
+                j.units[loc.name] = Unit(j.scenario.id, j.key, slug(j.index), loc.name,
+                                         f"/u/{slug(j.index)}/{loc.name}/", block,
                                          servers[:1] if direct else servers, direct,
                                          dict(loc.settings), pki())
         units = [u for j in jobs for u in j.units.values()]

@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from uptls_vocab import BAD
+
 from . import compare, diff, write_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -132,7 +134,7 @@ def cmd_compare(a):
     print(f"  {len(m['disagreements'])} scenario(s) where targets disagree")
     for k, p in paths.items():
         print(f"  {k:5} {p}")
-    bad = any(c["status"] != "ok" or c["summary"].get("fail") or c["summary"].get("error")
+    bad = any(c["status"] != "ok" or any(c["summary"].get(v) for v in BAD)
               for c in m["columns"])
     return 1 if bad else 0
 
