@@ -121,6 +121,14 @@ class ExecTarget(Target):
                 os.path.join(os.path.dirname(self.adapter), d["deviations"]))
         return self.binary
 
+    def unsupported(self, scenario):
+        missing = []
+        for cap in sorted(scenario.capabilities()):
+            have = self.capabilities.get(cap)
+            if have is not True:
+                missing.append(f"{cap}: {have or 'not declared by the adapter (describe)'}")
+        return "; ".join(missing) or None
+
     def version_info(self):
         d = self.described
         return {"name": d["name"], "version": d["version"], "binary": d["binary"],
@@ -217,9 +225,7 @@ class ExecTarget(Target):
                                      start_new_session=True, preexec_fn=die_with_parent)
             except OSError as e:
                 self.stop()
-                raise TargetStartError(f"{self.name}: cannot run {spec['argv'][0]} "
-                                       f"(adapter {self.adapter}, render: processes[{i}]): "
-                                       f"{e.strerror}") from None
+                self._fail("render", f"processes[{i}]: cannot run {spec['argv'][0]}: {e.strerror}")
             finally:
                 out.close()
             self.procs.append((p, spec))
@@ -228,23 +234,22 @@ class ExecTarget(Target):
 
     def _wait_ready(self, p, i, ready):
         deadline = time.monotonic() + READY_TIMEOUT
+        what = f"processes[{i}] ({os.path.basename(p.args[0])})"
         for addr in ready:
             host, port = addr.rsplit(":", 1)
             while True:
                 if p.poll() is not None:
                     self.stop()
-                    raise TargetStartError(f"{self.name} (adapter {self.adapter}) process {i} "
-                                           f"exited at start (status {p.returncode}): "
-                                           f"{self.log_tail()}")
+                    self._fail("render", f"{what} exited at start (status {p.returncode}): "
+                               f"{self.log_tail()}")
                 try:
                     with socket.create_connection((host.strip("[]"), int(port)), timeout=0.5):
                         break
                 except OSError:
                     if time.monotonic() > deadline:
                         self.stop()
-                        raise TargetStartError(
-                            f"{self.name} (adapter {self.adapter}) process {i} did not listen "
-                            f"on {addr} within {READY_TIMEOUT:.0f} s: {self.log_tail()}") from None
+                        self._fail("render", f"{what} did not listen on {addr} within "
+                                   f"{READY_TIMEOUT:.0f} s: {self.log_tail()}")
                     time.sleep(0.02)
 
     def alive(self):
