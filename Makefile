@@ -41,7 +41,7 @@ $(BIN):
 help:
 	@echo "make                 build bin/uptls-certgen bin/uptls-backend bin/uptls-proxy"
 	@echo "make deps            install the Debian packages (apt-get, idempotent)"
-	@echo "make conformance     TARGET=reference|nginx [TARGET_BIN=...] [SCENARIOS=glob] [REPORT_DIR=...] [KEEP=1]"
+	@echo "make conformance     TARGET=reference|nginx|nginx-stream|haproxy|apache|exec:PATH [TARGET_BIN=...] [SCENARIOS=glob] [REPORT_DIR=...] [KEEP=1]"
 	@echo "make test            the harness's own tests"
 
 deps:
