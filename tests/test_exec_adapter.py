@@ -19,7 +19,7 @@ import jsonschema as std_jsonschema
 import pytest
 
 from helpers import catalogue
-from uptls import ROOT, jsonschema
+from uptls import ROOT, jsonschema, targets
 from uptls.scenario import EXTRA_CAPABILITIES, PROTOCOLS, PROXY_SETTINGS
 from uptls.targets.exec import SCHEMA_DIR, schema
 
@@ -91,6 +91,20 @@ def test_schemas_list_exactly_the_drivers_settings():
     for name, (typ, _) in PROXY_SETTINGS.items():
         assert settings[name]["type"] == json_type[typ], name
     assert settings["protocols"]["items"]["enum"] == list(PROTOCOLS)
+
+
+@pytest.mark.parametrize("name", sorted(targets.TARGETS))
+def test_builtin_adapters_describe_themselves_in_the_protocol(name):
+    # The internal interface and the protocol are one idea: every built-in
+    # adapter's describe() is a valid describe answer.
+    t = targets.get(name)
+    try:
+        t.find_binary()
+    except targets.UptlsError as e:
+        pytest.fail(f"{name}: {e} (make deps installs every built-in target)")
+    d = t.describe()
+    assert jsonschema.errors(schema("describe-response"), d) == []
+    assert d["name"] == name and d["capabilities"] == t.capabilities
 
 
 # -- running adapters -----------------------------------------------------------------

@@ -121,6 +121,9 @@ class ExecTarget(Target):
                 os.path.join(os.path.dirname(self.adapter), d["deviations"]))
         return self.binary
 
+    def describe(self):
+        return dict(self.described)
+
     def unsupported(self, scenario):
         missing = []
         for cap in sorted(scenario.capabilities()):
