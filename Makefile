@@ -57,6 +57,15 @@ conformance: all
 	  $(if $(BASELINE),--baseline='$(BASELINE)') $(if $(SHARD),--shard='$(SHARD)') \
 	  $(if $(DEVIATIONS),--deviations='$(DEVIATIONS)') $(PYTEST_ARGS)
 
+# One scenario against one target as a folder a maintainer can run without
+# uptls (run.sh: exit 0 conforms, 1 the finding reproduces, 2 could not run).
+SCENARIO ?=
+OUT      ?=
+.PHONY: repro
+repro: all
+	PYTHONPATH=harness $(PYTHON) -m uptls.repro --target='$(TARGET)' --scenario='$(SCENARIO)' \
+	  --target-bin='$(TARGET_BIN)' --out='$(OUT)'
+
 # The harness's own tests (what .ci/run calls): component tests, the
 # driver and catalogue tests, the discrimination tests (every scenario fails
 # on a known-bad proxy), then the catalogue against nginx and uptls-proxy as
