@@ -41,7 +41,7 @@ $(BIN):
 help:
 	@echo "make                 build bin/uptls-certgen bin/uptls-backend bin/uptls-proxy"
 	@echo "make deps            install the Debian packages (apt-get, idempotent)"
-	@echo "make conformance     TARGET=reference|nginx [TARGET_BIN=...] [SCENARIOS=glob] [REPORT_DIR=...] [KEEP=1]"
+	@echo "make conformance     TARGET=reference|nginx|nginx-stream|haproxy|apache|exec:PATH [TARGET_BIN=...] [SCENARIOS=glob] [REPORT_DIR=...] [KEEP=1]"
 	@echo "make test            the harness's own tests"
 	@echo "make scenario-help   regenerate the keys' help in scenarios/README.md from the tables"
 
@@ -63,6 +63,15 @@ conformance: all
 	  --report-dir='$(REPORT_DIR)' $(if $(KEEP),--keep) $(if $(STRICT),--strict-deviations) \
 	  $(if $(BASELINE),--baseline='$(BASELINE)') $(if $(SHARD),--shard='$(SHARD)') \
 	  $(if $(DEVIATIONS),--deviations='$(DEVIATIONS)') $(PYTEST_ARGS)
+
+# One scenario against one target as a folder a maintainer can run without
+# uptls (run.sh: exit 0 conforms, 1 the finding reproduces, 2 could not run).
+SCENARIO ?=
+OUT      ?=
+.PHONY: repro
+repro: all
+	PYTHONPATH=harness $(PYTHON) -m uptls.repro --target='$(TARGET)' --scenario='$(SCENARIO)' \
+	  --target-bin='$(TARGET_BIN)' --out='$(OUT)'
 
 # The harness's own tests (what .ci/run calls): component tests, the
 # driver and catalogue tests, the discrimination tests (every scenario fails

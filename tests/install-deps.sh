@@ -6,8 +6,11 @@
 # system's nginx/apache2 on port 80 for us: a policy-rc.d that denies
 # service starts is in place only while apt-get runs.
 set -eu
-PKGS="build-essential pkg-config libssl-dev libevent-dev openssl python3 python3-pytest
+PKGS="build-essential pkg-config libssl-dev libevent-dev openssl python3 python3-pytest python3-jsonschema
       nginx-light libnginx-mod-stream haproxy apache2 wrk valgrind clang libclang-rt-dev chromium"
+# examples/adapters/nginx is JavaScript: Debian's nodejs unless a node is
+# already on PATH (an image's own Node.js conflicts with Debian's package).
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

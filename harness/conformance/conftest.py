@@ -42,15 +42,12 @@ def _die(config, msg):
 
 def pytest_configure(config):
     o = config.option
-    # No earlier result may stand in for this run if it stops early.
-    for ext in ("json", "junit.xml", "md", "html", "baseline.md"):
-        try:
-            os.remove(os.path.join(o.report_dir, f"{o.target}.{ext}"))
-        except OSError:
-            pass
     try:
         config._uptls_target = targets.get(o.target, o.target_bin or None)
+        _remove_old_results(o.report_dir, o.target)
         config._uptls_target.find_binary()
+        # An exec: adapter names its target only now (describe).
+        _remove_old_results(o.report_dir, config._uptls_target.name)
         if o.deviations:
             config._uptls_target.deviations_file = os.path.abspath(o.deviations)
         config._uptls_target.deviations()  # a broken list stops the run here
@@ -70,6 +67,15 @@ def pytest_configure(config):
     config._uptls_catalogue = {s.id: s for s in cat}
     config._uptls_doc = None
     config._uptls_baseline = _baseline_load(config)
+
+
+def _remove_old_results(report_dir, name):
+    """No earlier result may stand in for this run if it stops early."""
+    for ext in ("json", "junit.xml", "md", "html", "baseline.md"):
+        try:
+            os.remove(os.path.join(report_dir, f"{name}.{ext}"))
+        except OSError:
+            pass
 
 
 # -- BASELINE=file: what changed since an earlier result file ---------------------

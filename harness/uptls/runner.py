@@ -122,8 +122,15 @@ class Run:
                 except TargetStartError as e:
                     if attempt == 2 or "Address already in use" not in str(e):
                         raise
-            sanity = [j for j in jobs if j.key == SANITY_ID]
-            rest = [j for j in jobs if j.key != SANITY_ID]
+            # An adapter may answer, at render time, that it cannot express a
+            # unit as asked (exec adapters: render's "unsupported").
+            cannot = getattr(self.target, "unsupported_units", {})
+            for job in [j for j in jobs if j.key in cannot]:
+                job.result = self._result(job, "unsupported", cannot[job.key])
+                self.progress(job.result)
+            live = [j for j in jobs if j.key not in cannot]
+            sanity = [j for j in live if j.key == SANITY_ID]
+            rest = [j for j in live if j.key != SANITY_ID]
             for job in sanity:
                 self._run_job(job)
                 if job.result.verdict != Verdict.PASS:

@@ -17,8 +17,10 @@ error, 1 otherwise, 2 when there was nothing to compare.
 """
 
 import argparse
+import glob
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -70,7 +72,9 @@ def run_target(name, binary, report_dir, make_args, timeout, subdir=None):
             p.communicate()
         return None, f"make conformance did not finish within {timeout} s"
     proc = subprocess.CompletedProcess(cmd, p.returncode, out_s, err_s)
-    path = os.path.join(out, f"{name}.json")
+    # The result file is named by the target: an exec: adapter names its own.
+    found = glob.glob(os.path.join(out, "*.json"))
+    path = found[0] if len(found) == 1 else os.path.join(out, f"{name}.json")
     took = time.monotonic() - t0
     if os.path.exists(path):
         print(f"uptls compare: {name}: exit {proc.returncode} in {took:.1f} s -> {path}", flush=True)
@@ -101,7 +105,8 @@ def cmd_compare(a):
     for spec in (a.targets or "").split():
         name, _, binary = spec.partition("=")
         seen[name] = seen.get(name, 0) + 1
-        subdir = name if seen[name] == 1 else f"{name}-{seen[name]}"
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", name)  # exec:path/to/adapter
+        subdir = base if seen[name] == 1 else f"{base}-{seen[name]}"
         path, why = run_target(name, binary, a.report_dir, a.make_arg, a.timeout, subdir)
         if path:
             tags[path] = subdir

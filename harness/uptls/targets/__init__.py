@@ -12,6 +12,13 @@ TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget, HaproxyTarget,
 
 
 def get(name, target_bin=None, faults=()):
+    if name.startswith("exec:"):
+        # An adapter program in any language (docs/adapter-protocol.md).
+        from .exec import ExecTarget
+        if not name[5:]:
+            raise UptlsError("TARGET=exec:PATH: give the path of the adapter program")
+        return ExecTarget(name[5:], target_bin, faults)
     if name not in TARGETS:
-        raise UptlsError(f"TARGET={name}: unknown target (known: {', '.join(sorted(TARGETS))})")
+        raise UptlsError(f"TARGET={name}: unknown target (known: {', '.join(sorted(TARGETS))}, "
+                         "or exec:PATH for an adapter program)")
     return TARGETS[name](target_bin, faults)

@@ -137,6 +137,27 @@ class Target:
             raise UptlsError(f"{where}: deviation(s) for unknown scenario id(s): "
                              f"{', '.join(sorted(bad))}")
 
+    def describe(self):
+        """This adapter in the shape of the adapter protocol's describe answer
+        (docs/adapter-protocol.md): built-in adapters and exec: adapters
+        declare themselves alike (tests validate both against the schema)."""
+        info = self.version_info()
+        protos, source = (self.documented_default_protocols()
+                          if hasattr(self, "documented_default_protocols") else (None, None))
+        out = {"protocol": "uptls-adapter/1", "name": self.name, "version": info["version"],
+               "binary": info["binary"],
+               "tls_library": info.get("tls_library") or info.get("openssl") or "?",
+               "detail": info.get("detail") or "",
+               "capabilities": dict(self.capabilities),
+               "routing": "port" if getattr(self, "routing", "path") == "port" else "path",
+               "refusal": "close" if getattr(self, "refusal_closes_connection", False)
+               else "status",
+               "unique_upstream_hosts": bool(getattr(self, "unique_upstream_hosts", False)),
+               "check": type(self).check_config is not Target.check_config}
+        if protos:
+            out["defaults"] = {"protocols": {"versions": list(protos), "source": source}}
+        return out
+
     # -- process handling shared by all -------------------------------------------
     def start(self, run_dir, units):
         self.run_dir = run_dir
