@@ -126,8 +126,7 @@ class Run:
             # unit as asked (exec adapters: render's "unsupported").
             cannot = getattr(self.target, "unsupported_units", {})
             for job in [j for j in jobs if j.key in cannot]:
-                job.result = self._result(job, "unsupported", cannot[job.key])
-                self.progress(job.result)
+                self._done(job, verdict.unsupported(self._about(job), cannot[job.key]))
             live = [j for j in jobs if j.key not in cannot]
             sanity = [j for j in live if j.key == SANITY_ID]
             rest = [j for j in live if j.key != SANITY_ID]
