@@ -6,7 +6,7 @@
 # system's nginx/apache2 on port 80 for us: a policy-rc.d that denies
 # service starts is in place only while apt-get runs.
 set -eu
-PKGS="build-essential pkg-config libssl-dev libevent-dev openssl python3 python3-pytest
+PKGS="build-essential pkg-config libssl-dev libevent-dev openssl python3 python3-pytest python3-jsonschema
       nginx-light libnginx-mod-stream haproxy apache2 wrk valgrind clang libclang-rt-dev chromium"
 missing=""
 for p in $PKGS; do
