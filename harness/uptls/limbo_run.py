@@ -5,7 +5,8 @@
 
 Every selected case gets a verdict: the SERVER cases a target can run go
 through runner.run (the catalogue's runner) in batches of BATCH cases, each
-batch one target process and one uptls-backend process; the others are
+batch one target process and one uptls-backend process (PARALLEL batches at
+a time); the others are
 `unsupported` with the reason (limbo.case_unsupported, the time window and
 re-keying in limbo_prep). Writes into REPORT_DIR/limbo/: the uptls result
 file and reports (<target>.json/.md/.html/.junit.xml), the LimboResult
@@ -16,6 +17,7 @@ not start.
 """
 
 import argparse
+import concurrent.futures as cf
 import datetime
 import os
 import shutil
@@ -27,6 +29,7 @@ from . import UptlsError, limbo, limbo_prep, targets
 from .runner import run
 
 BATCH = 64        # = backend.GROUP_SIZE: one uptls-backend process per batch
+PARALLEL = 2      # batches at once: one starts or stops while the other runs
 VERDICTS = ("pass", "fail", "deviation", "note", "unsupported", "error")
 
 
@@ -56,7 +59,9 @@ def run_suite(suite, target_name, target_bin=None, include="", exclude="", keep=
             (progress or (lambda r: None))(results[c.id])
         else:
             runnable.append(c)
-    work = tempfile.mkdtemp(prefix=f"uptls-limbo-{target.name}-")
+    # /dev/shm when there is one: a suite writes thousands of small files
+    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    work = tempfile.mkdtemp(prefix=f"uptls-limbo-{target.name}-", dir=shm)
     try:
         pki, why = limbo_prep.prepare(runnable, os.path.join(work, "pki"))
         for cid, reason in why.items():
@@ -64,11 +69,23 @@ def run_suite(suite, target_name, target_bin=None, include="", exclude="", keep=
             (progress or (lambda r: None))(results[cid])
         runnable = [c for c in runnable if c.id not in why]
         by_sid = {scen[c.id].id: c for c in runnable}
-        docs = []
-        for i in range(0, len(runnable), BATCH):
-            batch = [scen[c.id] for c in runnable[i:i + BATCH]]
-            doc = run(target, batch, pki, keep=keep, progress=progress, run_root=work)
-            docs.append(doc)
+
+        def linked(res):  # a documented deviation is shown as one at once
+            if res["id"] in by_sid:
+                limbo.link_deviation(by_sid[res["id"]], res, target)
+            (progress or (lambda r: None))(res)
+
+        def one_batch(chunk):
+            # Its own adapter instance (an adapter holds one process); every
+            # process is started and stopped in this one thread (see
+            # backend.BackendGroup.spawn: PR_SET_PDEATHSIG is per thread).
+            t = targets.get(target_name, target_bin or None)
+            return run(t, [scen[c.id] for c in chunk], pki, keep=keep, progress=linked,
+                       run_root=work)
+        chunks = [runnable[i:i + BATCH] for i in range(0, len(runnable), BATCH)]
+        with cf.ThreadPoolExecutor(PARALLEL) as ex:
+            docs = list(ex.map(one_batch, chunks))
+        for doc in docs:
             for res in doc["scenarios"]:
                 c = by_sid[res["id"]]
                 results[c.id] = limbo.link_deviation(c, res, target)
