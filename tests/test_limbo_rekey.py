@@ -96,3 +96,44 @@ def test_rekey_refuses_a_bad_signature(tmp_path):
     assert st["c1"].startswith("unsupported") and "signature" in st["c1"]
     assert st["c2"].startswith("unsupported") and "trusted" in st["c2"]
     assert not (tmp_path / "c1.key").exists()
+
+
+# -- the pki.toml keys the certificate-gap scenarios use ----------------------------
+def _x509_text(path):
+    return subprocess.run(["openssl", "x509", "-in", path, "-noout", "-text"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def _pubkey(path):
+    return subprocess.run(["openssl", "x509", "-in", path, "-noout", "-pubkey"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_pki_gap_entities():
+    built()
+    p = pki()
+    assert "ecdsa-with-SHA1" in _x509_text(p.path("server-sha1", "pem"))
+    assert "Public-Key: (1024 bit)" in _x509_text(p.path("server-rsa1024", "pem"))
+    # a cross-certificate: root-x's subject and key, root-dst's signature
+    assert _pubkey(p.path("root-x-cross", "pem")) == _pubkey(p.path("root-x", "pem"))
+    cross = _x509_text(p.path("root-x-cross", "pem"))
+    assert "Issuer: O = uptls, CN = uptls root-dst" in cross
+    assert "Subject: O = uptls, CN = uptls root-x" in cross
+    assert _read(p, "server-cross", "chain.pem").count("BEGIN CERTIFICATE") == 3
+    assert _read(p, "client-via-int-leaf-only", "chain.pem").count("BEGIN CERTIFICATE") == 1
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('key_of = "nobody"', "key_of"),
+    ('key_of = "b"\nkey_type = "rsa1024"', "key_of"),
+    ('signature_hash = "md5"', "signature_hash"),
+    ('chain_leaf_only = "yes"', "chain_leaf_only"),
+])
+def test_pki_gap_keys_are_checked(tmp_path, extra, message):
+    built()
+    src = tmp_path / "p.toml"
+    src.write_text(f'[entity.a]\nkind = "ca"\ncn = "a"\n{extra}\n\n[entity.b]\nkind = "ca"\ncn = "b"\n')
+    r = subprocess.run([os.path.join(BIN, "uptls-certgen"), "-i", str(src), "-o",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and f"{src}:" in r.stderr and message in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
