@@ -21,25 +21,17 @@ import subprocess
 
 from . import BIN, UptlsError
 from .limbo import entities, parse_time
+from .pki import Pki
 
 PEM_RE = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)-----END \1-----", re.S)
 
 
-class LimboPki:
+class LimboPki(Pki):
     """The PKI interface the runner and adapters use (pki.Pki), over the
     files of a suite's cases: NAME.pem, NAME.chain.pem, NAME.key, NAME.crl."""
 
     def __init__(self, out_dir, ents):
-        self.dir = out_dir
-        self.entities = ents
-
-    def path(self, name, suffix):
-        if name not in self.entities:
-            raise UptlsError(f"no limbo entity '{name}'")
-        return os.path.join(self.dir, f"{name}.{suffix}")
-
-    def entity(self, name):
-        return self.entities[name]
+        super().__init__(out_dir, {"entities": ents})
 
     def bundle(self, run_dir, names, suffix):
         if len(names) == 1:  # one case's bundle is already one file
