@@ -26,6 +26,7 @@ EXPECTED_UNSUPPORTED = {
     "rfc5280::past-time-before-validity": "validation_time",
     "rfc5280::bad-signature-no-key": "signature",
     "rfc5280::no-peer-name": "expected_peer_name",
+    "rfc5280::name-with-space": "cannot carry",
 }
 
 

@@ -28,6 +28,7 @@ ID_RE = re.compile(rf"^({_ID_COMPONENT}::)*({_ID_COMPONENT})$")
 EXPECTED = ("SUCCESS", "FAILURE")
 KINDS = ("CLIENT", "SERVER")
 PEER_KINDS = ("RFC822", "DNS", "IP")
+NAME_RE = re.compile(r"[A-Za-z0-9.*:_\[\]-]+")  # DNS names (wildcards) and IP literals
 IMPORTANCE = {"undetermined": "medium", "low": "low", "medium": "medium", "high": "high",
               "critical": "critical"}
 
@@ -217,6 +218,9 @@ def case_unsupported(case, target):
         return "no trusted_certs: a proxy cannot be configured with an empty trusted file"
     if name is None and target.name not in NAMELESS:
         return NAMELESS_WHY
+    if name and not NAME_RE.fullmatch(name["value"]):
+        return (f"expected_peer_name {name['value']!r}: characters a proxy configuration "
+                "cannot carry as a name (uptls writes it into the target's config file)")
     return None
 
 

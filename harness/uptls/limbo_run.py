@@ -27,17 +27,18 @@ import time
 
 from . import UptlsError, limbo, limbo_prep, targets
 from .runner import run
+from .targets.base import TargetStartError
 
 BATCH = 64        # = backend.GROUP_SIZE: one uptls-backend process per batch
 PARALLEL = 2      # batches at once: one starts or stops while the other runs
 VERDICTS = ("pass", "fail", "deviation", "note", "unsupported", "error")
 
 
-def _skipped(case, scenario, reason):
-    """A result in the runner's shape for a case decided before any run."""
+def _decided(scenario, reason, verdict="unsupported"):
+    """A result in the runner's shape for a case decided without a run."""
     return {"id": scenario.id, "scenario": scenario.id, "family": "limbo",
             "title": scenario.title, "importance": scenario.importance,
-            "verdict": "unsupported", "reason": reason, "checks": scenario.checks,
+            "verdict": verdict, "reason": reason, "checks": scenario.checks,
             "refs": list(scenario.refs)}
 
 
@@ -55,7 +56,7 @@ def run_suite(suite, target_name, target_bin=None, include="", exclude="", keep=
     for c in cases:
         why = limbo.case_unsupported(c, target) or limbo_prep.time_unsupported(c, now)
         if why:
-            results[c.id] = _skipped(c, scen[c.id], why)
+            results[c.id] = _decided(scen[c.id], why)
             (progress or (lambda r: None))(results[c.id])
         else:
             runnable.append(c)
@@ -65,7 +66,7 @@ def run_suite(suite, target_name, target_bin=None, include="", exclude="", keep=
     try:
         pki, why = limbo_prep.prepare(runnable, os.path.join(work, "pki"))
         for cid, reason in why.items():
-            results[cid] = _skipped(None, scen[cid], reason)
+            results[cid] = _decided(scen[cid], reason)
             (progress or (lambda r: None))(results[cid])
         runnable = [c for c in runnable if c.id not in why]
         by_sid = {scen[c.id].id: c for c in runnable}
@@ -80,8 +81,12 @@ def run_suite(suite, target_name, target_bin=None, include="", exclude="", keep=
             # process is started and stopped in this one thread (see
             # backend.BackendGroup.spawn: PR_SET_PDEATHSIG is per thread).
             t = targets.get(target_name, target_bin or None)
-            return run(t, [scen[c.id] for c in chunk], pki, keep=keep, progress=linked,
-                       run_root=work)
+            try:
+                return run(t, [scen[c.id] for c in chunk], pki, keep=keep, progress=linked,
+                           run_root=work)
+            except TargetStartError as e:  # this batch's configuration: its cases error
+                return {"scenarios": [_decided(scen[c.id], f"the target did not start with "
+                                               f"this batch: {e}", "error") for c in chunk]}
         chunks = [runnable[i:i + BATCH] for i in range(0, len(runnable), BATCH)]
         with cf.ThreadPoolExecutor(PARALLEL) as ex:
             docs = list(ex.map(one_batch, chunks))

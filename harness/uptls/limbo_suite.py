@@ -121,6 +121,8 @@ def cases(pki, now):
              name={"kind": "RFC822", "value": "a@limbo.test"}),
         case("rfc5280::policy-feature", "A case needing policy checks.", "lr-leaf", "SUCCESS",
              features=["has-policy-constraints"]),
+        case("rfc5280::name-with-space", "A peer name no configuration file can carry.",
+             "lr-leaf", "FAILURE", name=dns("bad name.limbo.test")),
         case("rfc5280::no-peer-name", "No expected_peer_name: the chain alone.", "lr-leaf",
              "SUCCESS", name=None),
         case("rfc5280::bad-signature-no-key", "The leaf's signature is corrupt and the suite "
