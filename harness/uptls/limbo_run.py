@@ -57,39 +57,48 @@ def run_suite(suite, target_name, target_bin=None, include="", exclude="", keep=
         why = limbo.case_unsupported(c, target) or limbo_prep.time_unsupported(c, now)
         if why:
             results[c.id] = _decided(scen[c.id], why)
-            (progress or (lambda r: None))(results[c.id])
+            if progress:
+                progress(results[c.id])
         else:
             runnable.append(c)
     # /dev/shm when there is one: a suite writes thousands of small files
     shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
     work = tempfile.mkdtemp(prefix=f"uptls-limbo-{target.name}-", dir=shm)
+    by_sid = {scen[c.id].id: c for c in runnable}
+    say = progress or (lambda r: None)
+
+    def linked(res):  # a documented deviation is shown as one at once
+        if res["id"] in by_sid:
+            limbo.link_deviation(by_sid[res["id"]], res, target)
+        say(res)
+
+    def one_batch(job):
+        # Files first (re-keying included), so one batch prepares while the
+        # other runs; then its own adapter instance (an adapter holds one
+        # process). Every process is started and stopped in this one thread
+        # (backend.BackendGroup.spawn: PR_SET_PDEATHSIG is per thread).
+        i, chunk = job
+        pki, why = limbo_prep.prepare(chunk, os.path.join(work, f"pki-{i}"))
+        out = [_decided(scen[cid], reason) for cid, reason in why.items()]
+        for r in out:
+            say(r)
+        chunk = [c for c in chunk if c.id not in why]
+        if not chunk:
+            return {"scenarios": out}
+        t = targets.get(target_name, target_bin or None)
+        try:
+            doc = run(t, [scen[c.id] for c in chunk], pki, keep=keep, progress=linked,
+                      run_root=work)
+        except TargetStartError as e:  # this batch's configuration: its cases error
+            doc = {"scenarios": [_decided(scen[c.id], f"the target did not start with this "
+                                          f"batch: {e}", "error") for c in chunk]}
+        doc["scenarios"] += out
+        return doc
+
     try:
-        pki, why = limbo_prep.prepare(runnable, os.path.join(work, "pki"))
-        for cid, reason in why.items():
-            results[cid] = _decided(scen[cid], reason)
-            (progress or (lambda r: None))(results[cid])
-        runnable = [c for c in runnable if c.id not in why]
-        by_sid = {scen[c.id].id: c for c in runnable}
-
-        def linked(res):  # a documented deviation is shown as one at once
-            if res["id"] in by_sid:
-                limbo.link_deviation(by_sid[res["id"]], res, target)
-            (progress or (lambda r: None))(res)
-
-        def one_batch(chunk):
-            # Its own adapter instance (an adapter holds one process); every
-            # process is started and stopped in this one thread (see
-            # backend.BackendGroup.spawn: PR_SET_PDEATHSIG is per thread).
-            t = targets.get(target_name, target_bin or None)
-            try:
-                return run(t, [scen[c.id] for c in chunk], pki, keep=keep, progress=linked,
-                           run_root=work)
-            except TargetStartError as e:  # this batch's configuration: its cases error
-                return {"scenarios": [_decided(scen[c.id], f"the target did not start with "
-                                               f"this batch: {e}", "error") for c in chunk]}
         chunks = [runnable[i:i + BATCH] for i in range(0, len(runnable), BATCH)]
         with cf.ThreadPoolExecutor(PARALLEL) as ex:
-            docs = list(ex.map(one_batch, chunks))
+            docs = list(ex.map(one_batch, enumerate(chunks)))
         for doc in docs:
             for res in doc["scenarios"]:
                 c = by_sid[res["id"]]
@@ -108,7 +117,8 @@ def run_suite(suite, target_name, target_bin=None, include="", exclude="", keep=
            "started": now.isoformat(timespec="seconds"), "duration_s": round(duration, 2),
            "summary": summary, "scenarios": ordered,
            "limbo": {"suite": os.path.abspath(suite), "cases": len(cases),
-                     "ran": len(by_sid), "batches": len(docs),
+                     "ran": sum(1 for r in ordered if r["verdict"] != "unsupported"),
+                     "batches": len(docs),
                      "cases_per_s": round(len(cases) / duration, 1) if duration else None}}
     alerts = [a for d in docs for a in d.get("target_alerts", [])]
     if alerts:
