@@ -86,6 +86,7 @@ def run_suite(suite, target_name, target_bin=None, include="", exclude="", keep=
         if not chunk:
             return {"scenarios": out}
         t = targets.get(target_name, target_bin or None)
+        t.version_info = lambda: info   # asked once per suite, not once per batch
         try:
             doc = run(t, [scen[c.id] for c in chunk], pki, keep=keep, progress=linked,
                       run_root=work)
