@@ -77,7 +77,10 @@ def summary_lines(doc, cases):
            + ", ".join(f"{v} {s[v]}" for v in s if s[v])]
     out.append(f"  {'namespace':<24} {'agree':>7} {'pass':>5} {'u-acc':>5} {'u-ref':>5} "
                f"{'dev':>4} {'unsup':>5} {'err':>4}")
-    for name, n in sorted(namespaces(doc, cases).items()):
+    # unexpected accepts first (the dangerous disagreement), then refusals
+    rows = sorted(namespaces(doc, cases).items(),
+                  key=lambda kv: (-kv[1]["unexpected-accept"], -kv[1]["unexpected-refusal"], kv[0]))
+    for name, n in rows:
         ran = n["pass"] + n["note"] + n["unexpected-accept"] + n["unexpected-refusal"] + \
             n["deviation"]
         agree = f"{100 * (n['pass'] + n['note']) / ran:.0f}%" if ran else "-"
