@@ -4,9 +4,8 @@
   certificate and CRL of it is valid at the run's clock exactly when it is
   valid at the case's validation_time (absent: the run's clock), so the
   time checks give the answer they would give then. Otherwise the case is
-  unsupported, naming the certificate. (No target is shifted in time:
-  libfaketime does not reach nginx's cached time or HAProxy's own clock in
-  a documented, deterministic way.)
+  unsupported, naming the certificate. (No target is shifted in time: a
+  libfaketime run of each target, the issue's optional way, is not done.)
 - Keys: a case with peer_certificate_key uses it; one without (older files,
   online cases) is re-keyed by `uptls-certgen -R` (certgen_rekey.c), which
   also proves OpenSSL parses every trusted certificate and CRL (one file a
@@ -128,7 +127,7 @@ def time_unsupported(case, now):
             then, at_now = ("valid" if _valid_at(win, t) else "not valid" for t in (when, now))
             return (f"validation_time {when:%Y-%m-%dT%H:%M:%SZ}: the {what} ({lo} .. {hi}) is "
                     f"{then} then but {at_now} at the run's clock ({now:%Y-%m-%dT%H:%M:%SZ}); the "
-                    "target verifies at its own clock and cannot be shifted deterministically")
+                    "target verifies at its own clock and uptls does not shift it")
     return None
 
 
