@@ -42,6 +42,7 @@ help:
 	@echo "make                 build bin/uptls-certgen bin/uptls-backend bin/uptls-proxy"
 	@echo "make deps            install the Debian packages (apt-get, idempotent)"
 	@echo "make conformance     TARGET=reference|nginx|nginx-stream|haproxy|apache|exec:PATH [TARGET_BIN=...] [SCENARIOS=glob] [REPORT_DIR=...] [KEEP=1]"
+	@echo "make limbo           LIMBO=suite.json TARGET=t [TARGET_BIN=...] [LIMBO_INCLUDE=glob] [LIMBO_EXCLUDE=glob] [REPORT_DIR=...]"
 	@echo "make test            the harness's own tests"
 	@echo "make scenario-help   regenerate the keys' help in scenarios/README.md from the tables"
 
@@ -72,6 +73,18 @@ OUT      ?=
 repro: all
 	PYTHONPATH=harness $(PYTHON) -m uptls.repro --target='$(TARGET)' --scenario='$(SCENARIO)' \
 	  --target-bin='$(TARGET_BIN)' --out='$(OUT)'
+
+# An x509-limbo suite through a target: one scenario limbo/<case id> per
+# case (harness/uptls/limbo_run.py); results in $(REPORT_DIR)/limbo/.
+LIMBO         ?=
+LIMBO_INCLUDE ?=
+LIMBO_EXCLUDE ?=
+.PHONY: limbo
+limbo: all
+	@test -n '$(LIMBO)' || { echo "make limbo: LIMBO=path/to/limbo.json is required" >&2; exit 2; }
+	PYTHONPATH=harness:reports $(PYTHON) -m uptls.limbo_run --suite='$(LIMBO)' \
+	  --target='$(TARGET)' --target-bin='$(TARGET_BIN)' --include='$(LIMBO_INCLUDE)' \
+	  --exclude='$(LIMBO_EXCLUDE)' --report-dir='$(REPORT_DIR)' $(if $(KEEP),--keep)
 
 # The harness's own tests (what .ci/run calls): component tests, the
 # driver and catalogue tests, the discrimination tests (every scenario fails

@@ -69,3 +69,22 @@ def test_fault_switch_makes_scenario_fail(fault_runs, fault, sid):
     if want:
         assert res["reason"].startswith(f"step {want}:"), \
             f"uptls-proxy --fault {fault}: {sid} should fail at step {want}: {res['reason']}"
+
+
+# The catalogue's certificate gaps closed by issue 14: each is run above like
+# every scenario (passes on a correct proxy, fails under each wrong-way
+# variant); this keeps them from leaving the catalogue unnoticed.
+ISSUE14_SCENARIOS = (
+    "trust/sha1-signed-leaf-refused", "trust/rsa1024-leaf-refused",
+    "trust/intermediate-only-trusted-refused", "trust/intermediate-trusted-leaf-only-accepted",
+    "trust/crl-missing-for-intermediate-refused",
+    "client-cert/intermediate-only-in-trusted-file-not-sent",
+    "trust/cross-signed-valid-path-accepted")
+
+
+@pytest.mark.parametrize("sid", ISSUE14_SCENARIOS)
+def test_issue14_scenario_has_wrong_way_variants(sid):
+    sc = next((s for s in catalogue() if s.id == sid), None)
+    assert sc is not None, f"{sid} left the catalogue"
+    assert [w for w in sc.wrong if w.proxy or w.drop] and sc.refs
+    assert f"{sid}~wrong1" in VARIANTS
