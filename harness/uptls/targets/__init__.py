@@ -2,6 +2,7 @@
 
 from .. import UptlsError
 from .apache import ApacheTarget
+from .caddy import CaddyTarget
 from .haproxy import HaproxyTarget
 from .nginx import NginxTarget
 from .nginx_stream import NginxStreamTarget
@@ -10,7 +11,7 @@ from .stunnel import StunnelTarget
 
 TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget, HaproxyTarget,
                                         NginxStreamTarget, ApacheTarget,
-                                        StunnelTarget)}
+                                        StunnelTarget, CaddyTarget)}
 
 
 def get(name, target_bin=None, faults=()):
