@@ -6,12 +6,14 @@ from .caddy import CaddyTarget
 from .haproxy import HaproxyTarget
 from .nginx import NginxTarget
 from .nginx_stream import NginxStreamTarget
+from .node_http_proxy import NodeHttpProxyTarget
 from .reference import ReferenceTarget
 from .stunnel import StunnelTarget
 
 TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget, HaproxyTarget,
                                         NginxStreamTarget, ApacheTarget,
-                                        StunnelTarget, CaddyTarget)}
+                                        StunnelTarget, CaddyTarget,
+                                        NodeHttpProxyTarget)}
 
 
 def get(name, target_bin=None, faults=()):
