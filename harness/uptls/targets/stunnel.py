@@ -48,11 +48,14 @@ Mapping of the abstract settings (their meaning is the nginx directive's):
 """
 
 import os
+import random
 import re
 import signal
+import socket
 import subprocess
+import time
 
-from .base import Target, find_executable, free_port
+from .base import Target, TargetStartError, find_executable, free_port
 from .haproxy import depth_can_bind, protocol_range
 from .nginx import is_ip
 
@@ -132,17 +135,11 @@ class StunnelTarget(Target):
     def render(self, units, run_dir, port):
         out = ["; rendered by uptls for target stunnel",
                "foreground = yes", "pid =", f"output = {os.path.join(run_dir, 'error.log')}",
-               "debug = info", "",
-               "; readiness: the harness waits for this listener (nothing behind it)",
-               "[uptls-ready]", "client = yes", f"accept = 127.0.0.1:{port}",
-               "connect = 127.0.0.1:9", ""]
+               "debug = info", ""]
         taken = {port}
         for u in units:
-            p = free_port()
-            while p in taken:
-                p = free_port()
+            u.port = p = listen_port(taken)
             taken.add(p)
-            u.port = p
             out += [f"; {u.scenario_id} location {u.location} {u.prefix}",
                     f"[{self.section(u)}]", "client = yes", f"accept = 127.0.0.1:{p}"]
             out += [f"connect = {addr}" for addr in u.servers]
@@ -150,7 +147,42 @@ class StunnelTarget(Target):
                 out.append("failover = rr")
             out += self.options(u, run_dir)
             out.append("")
+        # Readiness: the harness waits for this listener (nothing behind it),
+        # last, as stunnel binds the services in order; _wait_ready then
+        # checks every unit's port too.
+        out += ["[uptls-ready]", "client = yes", f"accept = 127.0.0.1:{port}",
+                "connect = 127.0.0.1:9", ""]
+        self.unit_ports = sorted(taken - {port})
         return "\n".join(out)
+
+    def start(self, run_dir, units):
+        # Hundreds of ports, each free when picked, bound a moment later: one
+        # may have become some connection's source port meanwhile (stunnel
+        # then exits: "Address already in use"). Start again on fresh ports.
+        for attempt in range(3):
+            try:
+                return super().start(run_dir, units)
+            except TargetStartError:
+                if attempt == 2 or "Address already in use" not in self.log_text():
+                    raise
+                for log in ("target.stderr", "error.log"):
+                    if os.path.exists(os.path.join(run_dir, log)):
+                        os.replace(os.path.join(run_dir, log),
+                                   os.path.join(run_dir, f"{log}.{attempt}"))
+        raise AssertionError("unreachable")
+
+    def _wait_ready(self, timeout=15.0):
+        super()._wait_ready(timeout)
+        # Every unit's port listening, seen in /proc/net/tcp: a test connect
+        # would make stunnel open (and cache a session with) the backend.
+        deadline = time.monotonic() + timeout
+        want = set(getattr(self, "unit_ports", ()))
+        while want - listening_ports():
+            if time.monotonic() > deadline or not self.alive():
+                self.stop()
+                raise TargetStartError(f"stunnel did not listen on 127.0.0.1 ports "
+                                       f"{sorted(want - listening_ports())[:5]}: {self.log_tail()}")
+            time.sleep(0.02)
 
     def options(self, u, run_dir):
         s, pki = u.settings, u.pki
@@ -196,3 +228,44 @@ class StunnelTarget(Target):
         if "read_timeout" in s:
             o.append(f"TIMEOUTidle = {s['read_timeout']}")
         return o
+
+
+def listen_port(taken):
+    """A port to listen on, free now and outside the kernel's ephemeral range,
+    so no outgoing connection takes it as its source port before stunnel
+    binds it (there are hundreds per run); free_port() if none is found."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    for _ in range(200 if low > 11000 else 0):
+        p = random.randrange(10000, low)
+        if p in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+                return p
+            except OSError:
+                continue
+    p = free_port()
+    while p in taken:
+        p = free_port()
+    return p
+
+
+def listening_ports():
+    """The local TCP ports in LISTEN state (Linux /proc/net/tcp, tcp6)."""
+    ports = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[3] == "0A":
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
