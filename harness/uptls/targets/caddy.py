@@ -60,7 +60,7 @@ import signal
 import subprocess
 
 from .base import Target, find_executable
-from .haproxy import depth_can_bind
+from .limits import fixed_limit_reasons
 from .nginx import is_ip
 
 DOC = "Caddy 2.6 reverse_proxy, http transport"
@@ -144,11 +144,8 @@ class CaddyTarget(Target):
         why = super().unsupported(scenario)
         if why:
             return why
-        reasons = []
-        if depth_can_bind(scenario, getattr(self, "pki", None)):
-            reasons.append("verify_depth: Go's x509 verification has no depth limit and Caddy "
-                           "no depth field (httptransport.go TLSConfig): a depth lower than the "
-                           "backend's chain cannot be expressed")
+        reasons = fixed_limit_reasons(self, scenario, "Go's x509 verification has no depth "
+                                      "limit and Caddy no depth field (httptransport.go TLSConfig)")
         for loc in scenario.locations:
             s = loc.settings
             names = {s[k] for k in ("verify_name", "sni_name") if k in s}

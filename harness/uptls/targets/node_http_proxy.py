@@ -52,12 +52,12 @@ per request and no session cache). The rendered route says why
 
 import json
 import os
-import re
 import subprocess
 
 from .. import ROOT
 from .base import Target, TargetStartError, find_executable
-from .haproxy import depth_can_bind, protocol_range
+from .haproxy import protocol_range
+from .limits import fixed_limit_reasons
 from .nginx import is_ip
 
 RUNNER_DIR = os.path.join(ROOT, "harness", "node-http-proxy")
@@ -113,16 +113,10 @@ class NodeHttpProxyTarget(Target):
         why = super().unsupported(scenario)
         if why:
             return why
-        reasons = []
-        if depth_can_bind(scenario, getattr(self, "pki", None)):
-            reasons.append("verify_depth: neither http-proxy nor Node's tls has a verify depth "
-                           "option (OpenSSL's default limit 100 applies): a depth lower than "
-                           "the backend's chain cannot be expressed")
-        for loc in scenario.locations:
-            s = loc.settings
-            if "protocols" in s and protocol_range(s["protocols"]) is None:
-                reasons.append(f"protocols {s['protocols']}: Node's minVersion/maxVersion "
-                               "express a contiguous range only")
+        reasons = fixed_limit_reasons(
+            self, scenario, "neither http-proxy nor Node's tls has a verify depth option "
+            "(tls.connect options; OpenSSL's default limit 100 applies)",
+            "Node's minVersion/maxVersion (tls.createSecureContext)")
         return "; ".join(dict.fromkeys(reasons)) or None
 
     def config_excerpt(self, conf, units):

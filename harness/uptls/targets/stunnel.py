@@ -56,7 +56,8 @@ import subprocess
 import time
 
 from .base import Target, TargetStartError, find_executable, free_port
-from .haproxy import depth_can_bind, protocol_range
+from .haproxy import protocol_range
+from .limits import fixed_limit_reasons
 from .nginx import is_ip
 
 DOC = "stunnel.8 (5.68)"
@@ -110,17 +111,11 @@ class StunnelTarget(Target):
         why = super().unsupported(scenario)
         if why:
             return why
-        reasons = []
-        if depth_can_bind(scenario, getattr(self, "pki", None)):
-            reasons.append(f"verify_depth: stunnel has no verify-depth option ({DOC}: none; "
-                           "OpenSSL's default limit 100 applies): a depth lower than the "
-                           "backend's chain cannot be expressed")
+        reasons = fixed_limit_reasons(
+            self, scenario, f"stunnel has no verify-depth option ({DOC}: none; OpenSSL's "
+            "default limit 100 applies)", f"sslVersionMin/sslVersionMax ({DOC})")
         for loc in scenario.locations:
-            s = loc.settings
-            if "protocols" in s and protocol_range(s["protocols"]) is None:
-                reasons.append(f"protocols {s['protocols']}: sslVersionMin/sslVersionMax "
-                               "express a contiguous range only")
-            if s.get("keepalive"):
+            if loc.settings.get("keepalive"):
                 reasons.append("keepalive: stunnel opens one TLS connection per client "
                                f"connection and keeps no upstream pool ({DOC}: no such option)")
         return "; ".join(dict.fromkeys(reasons)) or None
