@@ -98,8 +98,12 @@ def test_unknown_target_is_one_line(fake_apt):
 
 def test_make_passes_target_only_when_given():
     def recipe(*args):
-        r = subprocess.run(["make", "-n", "deps", *args], capture_output=True, text=True,
-                           cwd=ROOT, timeout=30, stdin=subprocess.DEVNULL)
+        # Not the caller's make (make test): its MAKEFLAGS/MAKELEVEL or TARGET.
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "TARGET")}
+        r = subprocess.run(["make", "--no-print-directory", "-n", "deps", *args],
+                           capture_output=True, text=True, cwd=ROOT, timeout=30, env=env,
+                           stdin=subprocess.DEVNULL)
         assert r.returncode == 0, r.stderr
         return r.stdout.split()
     assert recipe("TARGET=nginx")[-1] == "nginx"
