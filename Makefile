@@ -40,14 +40,18 @@ $(BIN):
 
 help:
 	@echo "make                 build bin/uptls-certgen bin/uptls-backend bin/uptls-proxy"
-	@echo "make deps            install the Debian packages (apt-get, idempotent)"
-	@echo "make conformance     TARGET=reference|nginx|nginx-stream|haproxy|apache|exec:PATH [TARGET_BIN=...] [SCENARIOS=glob] [REPORT_DIR=...] [KEEP=1]"
+	@echo "make deps            install everything: every target and the test tools (apt-get, npm; idempotent)"
+	@echo "make deps TARGET=t   only what building uptls and running target t need (DRY_RUN=1 prints it)"
+	@echo "make conformance     TARGET=<target>|exec:PATH [TARGET_BIN=...] [SCENARIOS=glob] [REPORT_DIR=...] [KEEP=1]"
 	@echo "make limbo           LIMBO=suite.json TARGET=t [TARGET_BIN=...] [LIMBO_INCLUDE=glob] [LIMBO_EXCLUDE=glob] [REPORT_DIR=...]"
+	@echo "make repro           TARGET=t SCENARIO=id [TARGET_BIN=...] [OUT=dir]"
 	@echo "make test            the harness's own tests"
 	@echo "make scenario-help   regenerate the keys' help in scenarios/README.md from the tables"
 
+# TARGET only when given (make deps TARGET=t, or in the environment): the
+# default TARGET=reference above must not make a bare `make deps` lean.
 deps:
-	sh tests/install-deps.sh
+	sh tests/install-deps.sh $(if $(filter file,$(origin TARGET)),,$(TARGET))
 
 # The scenario keys' help in scenarios/README.md, drawn from the tables that
 # validate them (tests/test_catalogue.py fails when it is out of date).

@@ -2,13 +2,18 @@
 
 from .. import UptlsError
 from .apache import ApacheTarget
+from .caddy import CaddyTarget
 from .haproxy import HaproxyTarget
 from .nginx import NginxTarget
 from .nginx_stream import NginxStreamTarget
+from .node_http_proxy import NodeHttpProxyTarget
 from .reference import ReferenceTarget
+from .stunnel import StunnelTarget
 
 TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget, HaproxyTarget,
-                                        NginxStreamTarget, ApacheTarget)}
+                                        NginxStreamTarget, ApacheTarget,
+                                        StunnelTarget, CaddyTarget,
+                                        NodeHttpProxyTarget)}
 
 
 def get(name, target_bin=None, faults=()):
