@@ -16,7 +16,7 @@ from uptls import ROOT
 SCRIPT = os.path.join(ROOT, "tests", "install-deps.sh")
 DEBIAN_12 = ("build-essential pkg-config libssl-dev libevent-dev openssl python3 python3-pytest "
              "nginx-light libnginx-mod-stream haproxy apache2 caddy squid squid-openssl "
-             "trafficserver stunnel4 wrk valgrind clang libclang-rt-dev chromium")
+             "trafficserver stunnel4 wrk valgrind clang libclang-rt-dev chromium python3-jsonschema")
 TOOLS_AND_OTHER_PROXIES = {"chromium", "valgrind", "clang", "libclang-rt-dev", "wrk", "haproxy",
                            "apache2", "caddy", "squid", "trafficserver", "stunnel4"}
 
@@ -108,3 +108,10 @@ def test_make_passes_target_only_when_given():
         return r.stdout.split()
     assert recipe("TARGET=nginx")[-1] == "nginx"
     assert recipe()[-1] == "tests/install-deps.sh"   # default TARGET=reference is not lean
+
+
+def test_exec_adapter_needs_only_uptls_own_build(fake_apt):
+    # TARGET=exec:PATH: the adapter's language and the proxy are the user's.
+    pkgs = would_install(fake_apt("exec:/src/my-adapter"))
+    assert {"libssl-dev", "libevent-dev", "python3-pytest"} <= pkgs
+    assert not pkgs & (TOOLS_AND_OTHER_PROXIES | {"nginx-light"}), pkgs
