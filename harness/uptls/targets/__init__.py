@@ -6,9 +6,11 @@ from .haproxy import HaproxyTarget
 from .nginx import NginxTarget
 from .nginx_stream import NginxStreamTarget
 from .reference import ReferenceTarget
+from .squid import SquidOpensslTarget, SquidTarget
 
 TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget, HaproxyTarget,
-                                        NginxStreamTarget, ApacheTarget)}
+                                        NginxStreamTarget, ApacheTarget,
+                                        SquidTarget, SquidOpensslTarget)}
 
 
 def get(name, target_bin=None, faults=()):
