@@ -423,7 +423,8 @@ def run(target, scenarios, pki, keep=False, progress=None, variants=False, run_r
     for res in results:
         summary[res["verdict"]] += 1
     doc = {"schema": "uptls-results/1",
-           "target": {k: info.get(k) for k in ("name", "version", "binary", "openssl")},
+           "target": {k: info.get(k) for k in ("name", "version", "binary", "openssl",
+                                                   "tls_library") if info.get(k) is not None},
            "target_detail": info.get("detail"),
            "started": started, "duration_s": round(r.duration, 2),
            "summary": summary, "scenarios": results}
