@@ -7,10 +7,11 @@ from .nginx import NginxTarget
 from .nginx_stream import NginxStreamTarget
 from .reference import ReferenceTarget
 from .squid import SquidOpensslTarget, SquidTarget
+from .trafficserver import TrafficserverTarget
 
 TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget, HaproxyTarget,
                                         NginxStreamTarget, ApacheTarget,
-                                        SquidTarget, SquidOpensslTarget)}
+                                        SquidTarget, SquidOpensslTarget, TrafficserverTarget)}
 
 
 def get(name, target_bin=None, faults=()):
