@@ -274,7 +274,8 @@ class Run:
                                                       f"({self.target.log_tail(3)})")
                 if time.monotonic() > deadline:
                     return self._result(job, "error", f"scenario timeout ({SCENARIO_TIMEOUT:.0f} s)")
-                responses.append(self._request(unit, f"{unit.prefix}step{i}/req{r}"))
+                responses.append(self._request(unit, f"{unit.prefix}step{i}/req{r}",
+                                               getattr(step, "client", None)))
             conns, unsettled = self._settle(job, marks)
             # A target that died (or was restarted) under this step decides
             # nothing: its "refusals" were a crash.
@@ -322,13 +323,19 @@ class Run:
                 res["reason"] += " (listed as a deviation for this target, but it passes)"
         return res
 
-    def _request(self, unit, path):
+    def _request(self, unit, path, client=None):
         host, port = self.target.address(unit)
         conn = http.client.HTTPConnection(host, port, timeout=REQUEST_TIMEOUT)
         t0 = time.monotonic()
+        headers = {"Connection": "close", "User-Agent": "uptls"}
+        if client:  # a step's [client]: what a client controls (scenario.CLIENT_KEYS)
+            headers.update(client.get("headers") or {})
+            if client.get("host"):
+                headers["Host"] = client["host"]
+            if client.get("absolute_form"):
+                path = f"http://{client['absolute_form']}{path}"
         try:
-            conn.request("GET", path, headers={"Connection": "close",
-                                               "User-Agent": "uptls"})
+            conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
             conn.close()

@@ -111,6 +111,15 @@ STEP_KEYS = {
     "location": (str, "which location the requests go to (default: the first)"),
     "requests": (int, "sequential requests, each on a new client connection"),
     "expect": (dict, "what must be observed"),
+    "client": (dict, "what the client sends beyond the default request (CLIENT_KEYS)"),
+}
+# What a (hostile) client controls in its request; the default is
+# "GET /u/.../stepN/reqM HTTP/1.1" with Host: 127.0.0.1:PORT.
+CLIENT_KEYS = {
+    "host": (str, "the Host header's value"),
+    "absolute_form": (str, "send the request target in absolute-form, http://THIS/path "
+                           "(RFC 9112 3.2.2)"),
+    "headers": (dict, "extra request headers, name -> value"),
 }
 WRONG_KEYS = {
     "why": (str, "what is changed the wrong way"),
@@ -165,6 +174,7 @@ class Step:
     location: str
     requests: int
     expect: dict
+    client: dict | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,10 +365,18 @@ def load_file(path, root=SCENARIO_DIR, entities=None):
         loc = st.get("location", lnames[0] if lnames else "main")
         if loc not in lnames:
             errors.append(f"{_where(path)}: {where}unknown location '{loc}'")
+        client = st.get("client")
+        if isinstance(client, dict):
+            _check_table(path, where + "client: ", client, CLIENT_KEYS, errors)
+            for k, v in (client.get("headers") or {}).items() \
+                    if isinstance(client.get("headers"), dict) else ():
+                if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9-]+", k):
+                    errors.append(f"{_where(path)}: {where}client: headers: '{k}' must be a "
+                                  "header name with a string value")
         n = st.get("requests", 1)
         if isinstance(n, int) and not 1 <= n <= 50:
             errors.append(f"{_where(path)}: {where}'requests' must be 1..50")
-        steps.append(Step(loc, n, exp))
+        steps.append(Step(loc, n, exp, client if isinstance(client, dict) else None))
 
     wrong = []
     for i, w in enumerate(data.get("wrong", [])):
