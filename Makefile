@@ -40,12 +40,15 @@ $(BIN):
 
 help:
 	@echo "make                 build bin/uptls-certgen bin/uptls-backend bin/uptls-proxy"
-	@echo "make deps            install the Debian packages (apt-get, idempotent)"
+	@echo "make deps            install everything: every target and the test tools (apt-get, npm; idempotent)"
+	@echo "make deps TARGET=t   only what building uptls and running target t need (DRY_RUN=1 prints it)"
 	@echo "make conformance     TARGET=reference|nginx [TARGET_BIN=...] [SCENARIOS=glob] [REPORT_DIR=...] [KEEP=1]"
 	@echo "make test            the harness's own tests"
 
+# TARGET only when given (make deps TARGET=t, or in the environment): the
+# default TARGET=reference above must not make a bare `make deps` lean.
 deps:
-	sh tests/install-deps.sh
+	sh tests/install-deps.sh $(if $(filter file,$(origin TARGET)),,$(TARGET))
 
 # One pytest test per scenario; exit 0 only when no verdict is fail or error,
 # 2 with one line when the target binary is missing or will not start.

@@ -2,15 +2,20 @@
 
 from .. import UptlsError
 from .apache import ApacheTarget
+from .caddy import CaddyTarget
 from .haproxy import HaproxyTarget
 from .nginx import NginxTarget
 from .nginx_stream import NginxStreamTarget
+from .node_http_proxy import NodeHttpProxyTarget
 from .reference import ReferenceTarget
 from .squid import SquidOpensslTarget, SquidTarget
+from .stunnel import StunnelTarget
 from .trafficserver import TrafficserverTarget
 
 TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget, HaproxyTarget,
                                         NginxStreamTarget, ApacheTarget,
+                                        StunnelTarget, CaddyTarget,
+                                        NodeHttpProxyTarget,
                                         SquidTarget, SquidOpensslTarget, TrafficserverTarget)}
 
 
