@@ -101,7 +101,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 # Where tests/install-deps.sh unpacks squid-openssl (it conflicts with squid).
 LOCAL_SQUID_OPENSSL = [os.path.join(ROOT, d, "usr", "sbin", "squid")
-                       for d in ("deps/squid-openssl", ".deps/squid-openssl", "vendor/squid-openssl")]
+                       for d in ("build/deps/squid-openssl",)]
 
 
 class SquidTarget(Target):
@@ -368,7 +368,7 @@ class SquidOpensslTarget(SquidTarget):
                     break
         self.binary = find_executable(
             self.target_bin, "squid-openssl",
-            "run 'make deps' (it unpacks Debian's squid-openssl into deps/squid-openssl) "
+            "run 'make deps' (it unpacks Debian's squid-openssl into build/deps/squid-openssl) "
             "or set TARGET_BIN=/path/to/squid built --with-openssl")
         self._check_flavour()
         return self.binary
