@@ -72,6 +72,7 @@ import time
 from .base import Target, TargetStartError, die_with_parent, find_executable
 from .base import free_port
 from .haproxy import checks_default_protocols, depth_can_bind, protocol_range
+from .nginx import is_ip
 from .tlslib import tls_library
 
 DOC = "ATS 9.2 doc/admin-guide/files/records.config.en.rst"
@@ -176,10 +177,12 @@ class TrafficserverTarget(Target):
                 reasons.append("verify_name != sni_name: ATS checks the certificate against "
                                f"the SNI it sends ({DOC}: ssl.client.verify.server.properties)")
             name = s.get("verify_name", s.get("sni_name"))
-            if s.get("send_sni") is False and name is not None:
-                reasons.append("send_sni=false with a name: ATS sends the name it checks as "
-                               f"SNI ({DOC}: proxy.config.ssl.client.sni_policy); no record "
-                               "turns SNI off")
+            ip_upstream = loc.upstream_host and is_ip(loc.upstream_host)
+            if s.get("send_sni") is False and not (name is None and ip_upstream):
+                reasons.append("send_sni=false: ATS sends the name it checks (a configured "
+                               "name, else the outgoing Host) as SNI "
+                               f"({DOC}: proxy.config.ssl.client.sni_policy); no record turns "
+                               "SNI off")
             if "protocols" in s and protocol_range(s["protocols"]) is None:
                 reasons.append(f"protocols {s['protocols']}: proxy.config.ssl.client.TLSv1* "
                                "with a gap: OpenSSL uses a contiguous range")
