@@ -71,9 +71,9 @@ import re
 import signal
 import subprocess
 
-from .base import Target, find_executable, which
+from .base import Target, TargetStartError, find_executable, which
 from .haproxy import checks_default_protocols, depth_can_bind, protocol_range
-from .nginx import is_ip
+from .limits import one_name_for_both, sni_always_on
 from .tlslib import tls_library
 
 DOC = "Squid 5.7 squid.conf.documented (cf.data.pre) cache_peer"
@@ -139,7 +139,6 @@ class SquidTarget(Target):
         has = "openssl" if "--with-openssl" in text else "gnutls" if "--with-gnutls" in text \
             else None
         if has != self.flavour:
-            from .base import TargetStartError
             raise TargetStartError(
                 f"{self.binary} is a Squid built {'--with-' + has if has else 'without TLS'}, "
                 f"not --with-{self.flavour}: use TARGET="
@@ -190,15 +189,11 @@ class SquidTarget(Target):
             if "protocols" in s and protocol_range(s["protocols"]) is None:
                 reasons.append(f"protocols {s['protocols']}: tls-min-version and "
                                "tls-options express a contiguous range only")
-            if "verify_name" in s and "sni_name" in s and s["verify_name"] != s["sni_name"]:
-                reasons.append("verify_name != sni_name: tls-domain= is both the name checked "
-                               "and the SNI (BlindPeerConnector.cc)")
-            name = s.get("verify_name", s.get("sni_name"))
-            ip_upstream = loc.upstream_host and is_ip(loc.upstream_host)
-            if s.get("send_sni") is False and not (name is None and ip_upstream):
-                reasons.append("send_sni=false: Squid sends the peer domain as SNI whenever it "
-                               "is a host name (support.cc Ssl::setClientSNI); no option turns "
-                               "it off")
+            reasons.append(one_name_for_both(s, "tls-domain= is both the name checked and "
+                                                "the SNI (BlindPeerConnector.cc)"))
+            reasons.append(sni_always_on(loc, "Squid sends the peer domain as SNI whenever it "
+                                              "is a host name (support.cc Ssl::setClientSNI); "
+                                              "no option turns it off"))
             if s.get("session_reuse") is False:
                 reasons.append(f"session_reuse=false: no cache_peer option turns TLS session "
                                f"resumption off ({DOC}: tls-options=NO_TICKET removes tickets "
@@ -208,7 +203,7 @@ class SquidTarget(Target):
                                f"Squid ({DOC.replace('cache_peer', 'TAG server_persistent_connections')}), "
                                "not per cache_peer, and one configuration serves the whole run "
                                "with it off (nginx's default)")
-        return "; ".join(dict.fromkeys(reasons)) or None
+        return "; ".join(dict.fromkeys(r for r in reasons if r)) or None
 
     def config_excerpt(self, conf, units):
         return "\n".join(ln for ln in conf.splitlines()

@@ -46,7 +46,7 @@ def tls_library(binary, env=None):
             return f"GnuTLS {v}" if v else f"GnuTLS ({soname})"
     for soname, path in libs.items():
         if soname.startswith(("libcrypto.so", "libssl.so")):
-            v = _ask(path if soname.startswith("libcrypto") else path, "OpenSSL_version", 0)
+            v = _ask(path, "OpenSSL_version", 0)  # in libcrypto, reachable from libssl
             if v:
                 return " ".join(v.split()[:2])
     for soname in libs:

@@ -69,10 +69,10 @@ import signal
 import subprocess
 import time
 
-from .base import Target, TargetStartError, die_with_parent, find_executable
+from .base import Target, TargetStartError, find_executable
 from .base import free_port
 from .haproxy import checks_default_protocols, depth_can_bind, protocol_range
-from .nginx import is_ip
+from .limits import one_name_for_both, sni_always_on
 from .tlslib import tls_library
 
 DOC = "ATS 9.2 doc/admin-guide/files/records.config.en.rst"
@@ -173,20 +173,17 @@ class TrafficserverTarget(Target):
                            "client_verify_depth = 7): a lower depth cannot be expressed")
         for loc in scenario.locations:
             s = loc.settings
-            if "verify_name" in s and "sni_name" in s and s["verify_name"] != s["sni_name"]:
-                reasons.append("verify_name != sni_name: ATS checks the certificate against "
-                               f"the SNI it sends ({DOC}: ssl.client.verify.server.properties)")
-            name = s.get("verify_name", s.get("sni_name"))
-            ip_upstream = loc.upstream_host and is_ip(loc.upstream_host)
-            if s.get("send_sni") is False and not (name is None and ip_upstream):
-                reasons.append("send_sni=false: ATS sends the name it checks (a configured "
-                               "name, else the outgoing Host) as SNI "
-                               f"({DOC}: proxy.config.ssl.client.sni_policy); no record turns "
-                               "SNI off")
+            reasons.append(one_name_for_both(s, "ATS checks the certificate against the SNI "
+                                                f"it sends ({DOC}: "
+                                                "ssl.client.verify.server.properties)"))
+            reasons.append(sni_always_on(loc, "ATS sends the name it checks (a configured name, "
+                                              "else the outgoing Host) as SNI ("
+                                              f"{DOC}: proxy.config.ssl.client.sni_policy); no "
+                                              "record turns SNI off"))
             if "protocols" in s and protocol_range(s["protocols"]) is None:
                 reasons.append(f"protocols {s['protocols']}: proxy.config.ssl.client.TLSv1* "
                                "with a gap: OpenSSL uses a contiguous range")
-        return "; ".join(dict.fromkeys(reasons)) or None
+        return "; ".join(dict.fromkeys(r for r in reasons if r)) or None
 
     def config_excerpt(self, conf, units):
         return "\n".join(ln for ln in conf.splitlines() if any(u.prefix in ln for u in units))
@@ -366,16 +363,14 @@ class TrafficserverTarget(Target):
         self.proc = self.instances[0].proc if self.instances else None
 
     def _popen(self):
+        """Start the process without waiting for it (the group's _spawn waits
+        for every process after starting them all): base _spawn, no wait."""
         self.log_path = os.path.join(self.run_dir, "log", "diags.log")
-        out = open(os.path.join(self.run_dir, "target.stderr"), "ab")
+        self._wait_ready = lambda timeout=15.0: None
         try:
-            self.proc = subprocess.Popen(self.argv(self.conf_path), stdout=out, stderr=out,
-                                         stdin=subprocess.DEVNULL, cwd=self.run_dir,
-                                         start_new_session=True, preexec_fn=die_with_parent)
-        except OSError as e:
-            raise TargetStartError(f"cannot run {self.binary}: {e.strerror}") from None
+            Target._spawn(self)
         finally:
-            out.close()
+            del self._wait_ready
 
     def alive(self):
         if not hasattr(self, "instances"):
