@@ -1,4 +1,5 @@
-"""The haproxy, apache and nginx-stream adapters over the whole catalogue.
+"""The haproxy, apache, nginx-stream, squid, squid-openssl and trafficserver
+adapters over the whole catalogue.
 
 Each target runs the catalogue once with its wrong-way variants
 (uptls.runner.run(..., variants=True)). Asserted per target:
@@ -21,7 +22,7 @@ from uptls import targets
 from uptls.plan import Unit, is_ip, slug
 from uptls.runner import Run
 
-TARGETS = ["haproxy", "apache", "nginx-stream"]
+TARGETS = ["haproxy", "apache", "nginx-stream", "squid", "squid-openssl", "trafficserver"]
 
 
 def _available(name):

@@ -16,7 +16,7 @@ import tomllib
 
 from . import SCENARIO_DIR, UptlsError
 from .checks import EXPECTATIONS
-from .scenario import (BACKEND_KEYS, CLIENT_AUTH, EXTRA_CAPABILITIES, IMPORTANCE, LOCATION_KEYS,
+from .scenario import (BACKEND_KEYS, CLIENT_AUTH, CLIENT_KEYS, EXTRA_CAPABILITIES, IMPORTANCE, LOCATION_KEYS,
                        PROTOCOLS, PROXY_SETTINGS, REQUIRED_TOP, STEP_KEYS, TOP_KEYS, WRONG_KEYS,
                        Backend, Location, Scenario, Step, Wrong)
 
@@ -173,10 +173,18 @@ def load_file(path, root=SCENARIO_DIR, entities=None):
         loc = st.get("location", lnames[0] if lnames else "main")
         if loc not in lnames:
             errors.append(f"{_where(path)}: {where}unknown location '{loc}'")
+        client = st.get("client")
+        if isinstance(client, dict):
+            _check_table(path, where + "client: ", client, CLIENT_KEYS, errors)
+            headers = client.get("headers")
+            for k, v in (headers.items() if isinstance(headers, dict) else ()):
+                if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9-]+", k):
+                    errors.append(f"{_where(path)}: {where}client: headers: '{k}' must be a "
+                                  "header name with a string value")
         n = st.get("requests", 1)
         if isinstance(n, int) and not 1 <= n <= 50:
             errors.append(f"{_where(path)}: {where}'requests' must be 1..50")
-        steps.append(Step(loc, n, exp))
+        steps.append(Step(loc, n, exp, client if isinstance(client, dict) else None))
 
     wrong = []
     for i, where, w in _array_of_tables(path, "wrong", data.get("wrong", []), WRONG_KEYS, errors):

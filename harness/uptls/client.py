@@ -15,8 +15,16 @@ REQUEST_TIMEOUT = 15.0    # the rendered proxy timeouts are 5 s connect, 10 s re
 MAX_BODY = 1 << 20
 
 
-def request(host, port, path):
-    """GET path from host:port; a Response, never an exception."""
+def request(host, port, path, client=None):
+    """GET path from host:port; a Response, never an exception. client: a
+    step's [client] table (scenario.CLIENT_KEYS), what a client controls."""
+    headers = {"Connection": "close", "User-Agent": "uptls"}
+    if client:
+        headers.update(client.get("headers") or {})
+        if client.get("host"):
+            headers["Host"] = client["host"]
+        if client.get("absolute_form"):
+            path = f"http://{client['absolute_form']}{path}"
     conn = http.client.HTTPConnection(host, port, timeout=REQUEST_TIMEOUT)
     t0 = time.monotonic()
 
@@ -24,7 +32,7 @@ def request(host, port, path):
         return round((time.monotonic() - t0) * 1000, 1)
 
     try:
-        conn.request("GET", path, headers={"Connection": "close", "User-Agent": "uptls"})
+        conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
     except (OSError, http.client.HTTPException) as e:
         conn.close()

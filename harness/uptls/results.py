@@ -123,7 +123,8 @@ def document(info, started, duration, results, alerts=(), run_dir=None):
     for res in results:
         summary[str(res.verdict)] += 1
     doc = {"schema": RESULTS_SCHEMA,
-           "target": {k: info.get(k) for k in ("name", "version", "binary", "openssl")},
+           "target": {k: info.get(k) for k in ("name", "version", "binary", "openssl",
+                                               "tls_library") if info.get(k) is not None},
            "target_detail": info.get("detail"),
            "started": started, "duration_s": round(duration, 2),
            "summary": summary, "scenarios": [res.to_json() for res in results]}

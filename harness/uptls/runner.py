@@ -208,7 +208,8 @@ class Run:
                                                 f"({self.target.log_tail(3)})")
                 if time.monotonic() > deadline:
                     return verdict.error(about, f"scenario timeout ({SCENARIO_TIMEOUT:.0f} s)")
-                responses.append(client.request(host, port, f"{unit.prefix}step{i}/req{r}"))
+                responses.append(client.request(host, port, f"{unit.prefix}step{i}/req{r}",
+                                                step.client))
             conns, unsettled = observe.settle(job.backends, marks)
             # A target that died (or was restarted) under this step decides
             # nothing: its "refusals" were a crash.

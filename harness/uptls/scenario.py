@@ -71,6 +71,15 @@ STEP_KEYS = {
     "location": (str, "which location the requests go to (default: the first)"),
     "requests": (int, "sequential requests, each on a new client connection"),
     "expect": (dict, "what must be observed: keys of checks.EXPECTATIONS"),
+    "client": (dict, "what the client sends beyond the default request (CLIENT_KEYS)"),
+}
+# What a (hostile) client controls in its request; the default is
+# "GET /u/.../stepN/reqM HTTP/1.1" with Host: 127.0.0.1:PORT.
+CLIENT_KEYS = {
+    "host": (str, "the Host header's value"),
+    "absolute_form": (str, "send the request target in absolute-form, http://THIS/path "
+                           "(RFC 9112 3.2.2)"),
+    "headers": (dict, "extra request headers, name -> value"),
 }
 WRONG_KEYS = {
     "why": (str, "what is changed the wrong way"),
@@ -125,6 +134,7 @@ class Step:
     location: str
     requests: int
     expect: dict
+    client: dict | None = None
 
 
 @dataclasses.dataclass(frozen=True)

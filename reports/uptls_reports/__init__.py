@@ -128,7 +128,8 @@ def md_escape(text):
 def markdown(doc):
     t, s = doc["target"], doc["summary"]
     lines = [f"# uptls: {md_escape(t['name'])} {md_escape(t.get('version', ''))}", "",
-             f"Binary {md_escape(t.get('binary'))}, {md_escape(t.get('openssl'))}; "
+             f"Binary {md_escape(t.get('binary'))}, "
+             f"{md_escape(t.get('tls_library') or t.get('openssl'))}; "
              f"started {doc.get('started')}, {doc.get('duration_s')} s.", "",
              "| " + " | ".join(VERDICT_ORDER) + " |",
              "|" + "---|" * len(VERDICT_ORDER),

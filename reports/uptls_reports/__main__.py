@@ -13,7 +13,9 @@
         prints the baseline Markdown (what changed from OLD to NEW).
 
 Exit status of compare: 0 when every column ran and none has a fail or
-error, 1 otherwise, 2 when there was nothing to compare.
+error, 1 otherwise, 2 when there was nothing to compare. With --baseline
+OLD/compare.json: 1 only when a cell is fail/error and was not in OLD
+(compare.baseline.md lists them).
 """
 
 import argparse
@@ -29,7 +31,7 @@ import time
 
 from uptls_vocab import BAD
 
-from . import compare, diff, write_all
+from . import compare, diff, gate, write_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -139,6 +141,22 @@ def cmd_compare(a):
     print(f"  {len(m['disagreements'])} scenario(s) where targets disagree")
     for k, p in paths.items():
         print(f"  {k:5} {p}")
+    if a.baseline:
+        # CI gate: only a cell that is fail/error now and was not in the
+        # baseline comparison fails the run (gate.py).
+        try:
+            base = gate.load(a.baseline)
+        except (OSError, ValueError) as e:
+            print(f"uptls compare: BASELINE={a.baseline}: cannot read it: {e}", file=sys.stderr)
+            return 2
+        new = gate.new_bad(m, base)
+        md = gate.markdown(new, a.baseline)
+        with open(os.path.join(a.report_dir, "compare.baseline.md"), "w", encoding="utf-8") as f:
+            f.write(md)
+        print(f"  {len(new)} new fail/error against {a.baseline}")
+        for label, sid, v, old in new:
+            print(f"    {label}: {sid}: {v} (baseline: {old or 'absent'})")
+        return 1 if new else 0
     bad = any(c["status"] != "ok" or any(c["summary"].get(v) for v in BAD)
               for c in m["columns"])
     return 1 if bad else 0
@@ -172,6 +190,8 @@ def main(argv=None):
     c.add_argument("--make-arg", action="append", default=[],
                    help="extra VAR=value for make conformance (SCENARIOS=..., SHARD=...)")
     c.add_argument("--timeout", type=float, default=1800)
+    c.add_argument("--baseline", default="",
+                   help="an earlier compare.json: exit 1 only on a fail/error it did not have")
     r = sub.add_parser("render", help="JUnit/Markdown/HTML from one result file")
     r.add_argument("file")
     r.add_argument("--report-dir", default="")

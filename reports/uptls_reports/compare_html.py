@@ -197,7 +197,7 @@ def _scenario_detail(row):
 
 
 def _header_html(cols, m):
-    out = ["<table><tr><th>target</th><th>version</th><th>OpenSSL</th><th>binary</th>"
+    out = ["<table><tr><th>target</th><th>version</th><th>TLS library</th><th>binary</th>"
            "<th>started</th><th>s</th>" + "".join(f"<th>{_vbadge(v)}</th>" for v in VERDICT_ORDER)
            + "<th>status</th></tr>"]
     for c in cols:
@@ -213,7 +213,7 @@ def _header_html(cols, m):
                       f'</summary>{_e(err)}</details>')
         out.append(f"<tr class=\"col-head\" data-target=\"{_e(c['label'])}\">"
                    f"<th>{_e(c['label'])}</th><td>{_e(t.get('version') or '—')}</td>"
-                   f"<td>{_e(t.get('openssl') or '—')}</td><td><code>{_e(t.get('binary') or '—')}</code></td>"
+                   f"<td>{_e((t.get('tls_library') or t.get('openssl')) or '—')}</td><td><code>{_e(t.get('binary') or '—')}</code></td>"
                    f"<td>{_e(c.get('started') or '—')}</td><td>{_e(c.get('duration_s', '—'))}</td>"
                    + "".join(f"<td>{s.get(v, 0)}</td>" for v in VERDICT_ORDER)
                    + f"<td>{status}</td></tr>")

@@ -15,13 +15,13 @@ def compare_markdown(m, title="uptls: side-by-side comparison"):
     cols = m["columns"]
     labels = [c["label"] for c in cols]
     L = [f"# {md_escape(title)}", ""]
-    L += ["| target | version | OpenSSL | " + " | ".join(VERDICT_ORDER) + " | status |",
+    L += ["| target | version | TLS library | " + " | ".join(VERDICT_ORDER) + " | status |",
           "|---|---|---|" + "---|" * len(VERDICT_ORDER) + "---|"]
     for c in cols:
         t, s = c["target"], c["summary"]
         status = "ran" if c["status"] == "ok" else "could not run: " + md_escape(str(c["error"])[:300])
         L.append(f"| **{md_escape(c['label'])}** | {md_escape(t.get('version') or '—')} | "
-                 f"{md_escape(t.get('openssl') or '—')} | "
+                 f"{md_escape((t.get('tls_library') or t.get('openssl')) or '—')} | "
                  + " | ".join(str(s.get(v, 0)) for v in VERDICT_ORDER) + f" | {status} |")
     notes = list(m.get("notes") or [])
     for c in cols:

@@ -8,12 +8,15 @@ from .nginx import NginxTarget
 from .nginx_stream import NginxStreamTarget
 from .node_http_proxy import NodeHttpProxyTarget
 from .reference import ReferenceTarget
+from .squid import SquidOpensslTarget, SquidTarget
 from .stunnel import StunnelTarget
+from .trafficserver import TrafficserverTarget
 
 TARGETS = {t.name: t for t in (ReferenceTarget, NginxTarget, HaproxyTarget,
                                         NginxStreamTarget, ApacheTarget,
                                         StunnelTarget, CaddyTarget,
-                                        NodeHttpProxyTarget)}
+                                        NodeHttpProxyTarget,
+                                        SquidTarget, SquidOpensslTarget, TrafficserverTarget)}
 
 
 def get(name, target_bin=None, faults=()):
