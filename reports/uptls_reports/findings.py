@@ -43,6 +43,10 @@ FAMILY_CONSEQUENCE = {
                   "anyone who can intercept the upstream connection can impersonate the upstream",
     ("trust", R): "an upstream whose certificate chains to a trusted CA is refused, so requests "
                   "to it fail",
+    ("trust", W): "the upstream's certificate is checked, but not against the configured CAs and "
+                  "revocation lists, so whom the proxy trusts is not what the configuration says",
+    ("name", W): "another name than the configured one is checked or sent, so the upstream is "
+                 "authenticated as a host the configuration did not name",
     ("name", A): "a trusted certificate issued for another name is accepted, so any host with a "
                  "certificate from the same CA can impersonate the upstream",
     ("name", R): "an upstream whose certificate matches the configured name is refused, so "
@@ -182,11 +186,11 @@ def findings_lines(doc):
         return ["uptls findings: none (no fail, deviation or note)"]
     out = [f"uptls findings ({len(fs)}), most important first:"]
     for i, f in enumerate(fs, 1):
-        out.append(f"  {i}. [{_label(f)}] {f['id']}")
+        out.append(f"  {i}. [{_clean(_label(f))}] {_clean(f['id'])}")
         out.append(f"     {_clean(f['consequence'])}")
         if f["source"]:
             out.append(f"     source: {_clean(f['source'])}")
-        out.append(f"     reproduce: {f['repro']}")
+        out.append(f"     reproduce: {_clean(f['repro'])}")
     return out
 
 
@@ -194,7 +198,7 @@ def slowest_lines(doc, n=5):
     s = slowest(doc, n)
     if not s:
         return []
-    return [f"uptls slowest {len(s)}: " + ", ".join(f"{r['id']} {r['duration_s']:.2f} s" for r in s)]
+    return [f"uptls slowest {len(s)}: " + ", ".join(f"{_clean(r['id'])} {r['duration_s']:.2f} s" for r in s)]
 
 
 def _clean(text):
