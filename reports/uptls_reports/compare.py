@@ -4,7 +4,8 @@
     merge(loaded)        -> columns: one per target (name + faults, version, OpenSSL);
                             shards of one target merge into one column, overlaps noted
     model(columns)       -> the comparison (what compare.json holds): rows of
-                            scenarios x columns, disagreements, fingerprints
+                            scenarios x columns, disagreements, fingerprints,
+                            and the findings side by side (findings.compare_findings)
     write_compare(m, dir) -> compare.json, and compare.md and compare.html as
                             compare_md.compare_markdown(m) and
                             compare_html.compare_html(m) draw them

@@ -29,6 +29,8 @@ import shlex
 
 from uptls_vocab import FINDINGS, FailKind, Verdict, finding_key
 
+from . import md_escape
+
 A, R, W = FailKind.UNEXPECTED_ACCEPT, FailKind.UNEXPECTED_REFUSAL, FailKind.WRONG_OBSERVATION
 
 KIND_CONSEQUENCE = {
@@ -207,23 +209,17 @@ def _clean(text):
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _md():
-    from . import md_escape  # the package imports this module's names
-    return md_escape
-
-
 def md_code(text):
     """A command as a Markdown code span when it is made of plain characters only
     (a code span cannot escape anything), else escaped text."""
     text = str(text)
     if re.fullmatch(r"[\w .=/:+,@'-]+", text):
         return f"`{text}`"
-    return _md()(text)
+    return md_escape(text)
 
 
 def findings_md(doc):
     """The Markdown findings section of one result file."""
-    e = _md()
     fs = findings(doc)
     out = [f"## Findings ({len(fs)})", ""]
     if not fs:
@@ -232,51 +228,49 @@ def findings_md(doc):
     out += ["Every fail, deviation and note, most important first (importance, then "
             "unexpected accept, unexpected refusal, wrong observation, then notes).", ""]
     for i, f in enumerate(fs, 1):
-        out.append(f"{i}. **{e(f['id'])}** ({e(_label(f))}): {e(f['consequence'])}  ")
+        out.append(f"{i}. **{md_escape(f['id'])}** ({md_escape(_label(f))}): {md_escape(f['consequence'])}  ")
         if f["source"]:
-            out.append(f"   Source: {e(f['source'])}  ")
+            out.append(f"   Source: {md_escape(f['source'])}  ")
         out.append(f"   Reproduce: {md_code(f['repro'])}")
     return out + [""]
 
 
 def slowest_md(doc, n=5):
-    e = _md()
     s = slowest(doc, n)
     if not s:
         return []
     out = [f"## Slowest {len(s)} scenarios", "", "| scenario | wall time (s) | verdict |",
            "|---|---|---|"]
-    out += [f"| {e(r['id'])} | {r['duration_s']:.2f} | {e(r.get('verdict'))} |" for r in s]
+    out += [f"| {md_escape(r['id'])} | {r['duration_s']:.2f} | {md_escape(r.get('verdict'))} |" for r in s]
     return out + [""]
 
 
 def compare_findings_md(m):
     """compare.md's findings: a verdict per target side by side, then each
     finding's consequence, and per target its source and reproduction."""
-    e = _md()
     rows = model_findings(m)
     labels = [c["label"] for c in m["columns"]]
     out = [f"## Findings ({len(rows)})", ""]
     if not rows:
         return out + ["No target has a fail, deviation or note.", ""]
-    out += ["| # | scenario | importance | " + " | ".join(e(x) for x in labels) + " |",
+    out += ["| # | scenario | importance | " + " | ".join(md_escape(x) for x in labels) + " |",
             "|---|---|---|" + "---|" * len(labels)]
     for i, r in enumerate(rows, 1):
         cells = []
         for x in labels:
             f = r["targets"].get(x)
-            cells.append(e(" · ".join(y for y in (f["verdict"], f["fail_kind"]) if y)) if f
-                         else e(r["others"].get(x, "absent")))
-        out.append(f"| {i} | {e(r['id'])} | {e(r.get('importance') or '')} | "
+            cells.append(md_escape(" · ".join(y for y in (f["verdict"], f["fail_kind"]) if y)) if f
+                         else md_escape(r["others"].get(x, "absent")))
+        out.append(f"| {i} | {md_escape(r['id'])} | {md_escape(r.get('importance') or '')} | "
                    + " | ".join(cells) + " |")
     out.append("")
     for i, r in enumerate(rows, 1):
-        out.append(f"{i}. **{e(r['id'])}**: {e(r['consequence'])}")
+        out.append(f"{i}. **{md_escape(r['id'])}**: {md_escape(r['consequence'])}")
         for x, f in r["targets"].items():
-            line = f"   - **{e(x)}**: {e(_label(f))}"
+            line = f"   - **{md_escape(x)}**: {md_escape(_label(f))}"
             if f["consequence"] != r["consequence"]:
-                line += f": {e(f['consequence'])}"
+                line += f": {md_escape(f['consequence'])}"
             if f["source"]:
-                line += f"; source: {e(f['source'])}"
+                line += f"; source: {md_escape(f['source'])}"
             out.append(line + f"; reproduce: {md_code(f['repro'])}")
     return out + [""]
