@@ -4,7 +4,8 @@ module (and nginx, when installed) as the client.
 
 Run: /usr/bin/python3 -m pytest harness/backend/test_backend.py
 Set UPTLS_BACKEND_BIN to test another build (e.g. the sanitizer build).
-The PKI is a throwaway one made with the openssl CLI in a temporary folder.
+The PKI is a throwaway one made with the openssl CLI in a temporary folder
+(tests/testpki.py).
 """
 
 import errno
@@ -21,6 +22,7 @@ import threading
 import time
 
 import pytest
+from testpki import Pki
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BACKEND = os.environ.get("UPTLS_BACKEND_BIN", os.path.join(ROOT, "bin", "uptls-backend"))
@@ -29,40 +31,17 @@ NGINX = "/usr/sbin/nginx"
 CLIENT_SUBJECT = ["/O=uptls, \"test\"/CN=proxy\\client/CN=cl\u00efent"]
 
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 @pytest.fixture(scope="module")
 def pki():
     d = tempfile.mkdtemp(prefix="uptls-backend-test-")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    with open(os.path.join(d, "ca.ext"), "w") as f:
-        f.write("basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n")
-    with open(os.path.join(d, "srv.ext"), "w") as f:
-        f.write("subjectAltName=DNS:backend.test,IP:127.0.0.1\n")
-    with open(os.path.join(d, "cli.ext"), "w") as f:
-        f.write("extendedKeyUsage=clientAuth\n")
-    openssl("req", "-x509", *ec, "-keyout", "root.key", "-out", "root.pem",
-            "-subj", "/CN=uptls test root", "-days", "2", cwd=d)
-    openssl("req", *ec, "-keyout", "int.key", "-out", "int.csr", "-subj", "/CN=uptls test int", cwd=d)
-    openssl("x509", "-req", "-in", "int.csr", "-CA", "root.pem", "-CAkey", "root.key",
-            "-CAcreateserial", "-out", "int.pem", "-days", "2", "-extfile", "ca.ext", cwd=d)
-    openssl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=backend.test", cwd=d)
-    openssl("x509", "-req", "-in", "srv.csr", "-CA", "int.pem", "-CAkey", "int.key",
-            "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "srv.ext", cwd=d)
+    p = Pki(d)
+    p.ca("root", subject="/CN=uptls test root")
+    p.ca("int", issuer="root", subject="/CN=uptls test int")
+    p.leaf("srv", "int", san="DNS:backend.test,IP:127.0.0.1", subject="/CN=backend.test",
+           chain=("int",), chain_file="chain.pem")
     # client PKI: its own root
-    openssl("req", "-x509", *ec, "-keyout", "cliroot.key", "-out", "cliroot.pem",
-            "-subj", "/CN=uptls client root", "-days", "2", cwd=d)
-    openssl("req", *ec, "-keyout", "cli.key", "-out", "cli.csr", "-utf8",
-            "-subj", CLIENT_SUBJECT[0], cwd=d)
-    openssl("x509", "-req", "-in", "cli.csr", "-CA", "cliroot.pem", "-CAkey", "cliroot.key",
-            "-CAcreateserial", "-out", "cli.pem", "-days", "2", "-extfile", "cli.ext", cwd=d)
-    with open(os.path.join(d, "chain.pem"), "w") as out:
-        for name in ("srv.pem", "int.pem"):
-            with open(os.path.join(d, name)) as f:
-                out.write(f.read())
+    p.ca("cliroot", subject="/CN=uptls client root")
+    p.leaf("cli", "cliroot", san=None, client=True, subject=CLIENT_SUBJECT[0])
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

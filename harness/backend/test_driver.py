@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 import time
 
@@ -22,18 +21,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE)))  # harness/, for uptls
 
 from uptls import backend as driver  # noqa: E402
+from testpki import Pki  # noqa: E402
 
 BIN = os.environ.get("UPTLS_BACKEND_BIN")
 
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
-    d = tmp_path_factory.mktemp("drv-pki")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "key.pem",
-                    "-out", "chain.pem", "-subj", "/CN=backend.test", "-days", "2"],
-                   cwd=d, check=True, capture_output=True)
-    return str(d / "chain.pem"), str(d / "key.pem")
+    p = Pki(tmp_path_factory.mktemp("drv-pki"))
+    p.leaf("backend", subject="/CN=backend.test", san="DNS:backend.test")
+    return str(p.path("backend", "chain.pem")), str(p.path("backend", "key"))
 
 
 def spec(cert, folder, owner, name, **extra):
