@@ -3,7 +3,7 @@
 Run: /usr/bin/python3 -m pytest reference-proxy/test_proxy.py
 (builds bin/uptls-proxy first if it is missing; UPTLS_PROXY_BIN overrides).
 
-A throwaway PKI is made with the openssl CLI; upstreams are small Python
+A throwaway PKI is made with the openssl CLI (tests/testpki.py); upstreams are small Python
 `ssl` servers that record each handshake (SNI, client certificate, version,
 cipher, resumed) and each request, so the tests judge the proxy by what the
 upstream saw on the wire and what the client got back.
@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+from testpki import openssl as _openssl, Pki
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(os.environ.get("UPTLS_PROXY_BIN", ROOT / "bin" / "uptls-proxy"))
@@ -33,63 +34,27 @@ SAN = "DNS:localhost,DNS:backend.test,DNS:backend.example.com"
 
 # ---- PKI -------------------------------------------------------------------------------
 
-def _openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 def _ext(d, name, text):
     p = d / name
     p.write_text(text)
     return p.name
 
 
-def _ca(d, name, issuer=None):
-    ext = _ext(d, f"{name}.ext", "basicConstraints=critical,CA:TRUE\n"
-               "keyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n"
-               "authorityKeyIdentifier=keyid\n")
-    if issuer is None:
-        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                 "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "3",
-                 "-subj", f"/CN={name}", "-extensions", "v3_ca",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-        return
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{issuer}.pem", "-CAkey",
-             f"{issuer}.key", "-set_serial", str(abs(hash(name)) % 10**9), "-days", "3",
-             "-extfile", ext, "-out", f"{name}.pem", cwd=d)
-
-
-def _leaf(d, name, issuer, san=SAN, client=False, chain=()):
-    eku = "clientAuth" if client else "serverAuth"
-    ext = _ext(d, f"{name}.ext", f"basicConstraints=CA:FALSE\nextendedKeyUsage={eku}\n"
-               + (f"subjectAltName={san}\n" if san else ""))
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{issuer}.pem", "-CAkey",
-             f"{issuer}.key", "-set_serial", str(abs(hash(name)) % 10**9), "-days", "3",
-             "-extfile", ext, "-out", f"{name}.pem", cwd=d)
-    text = (d / f"{name}.pem").read_text()
-    for c in chain:
-        text += (d / f"{c}.pem").read_text()
-    (d / f"{name}.chain.pem").write_text(text)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
-    _ca(d, "root")
-    _ca(d, "int", issuer="root")
-    _ca(d, "other-root")
-    _ca(d, "client-root")
-    _leaf(d, "server", "root")
-    _leaf(d, "server-int", "int", chain=("int",))
-    _leaf(d, "server-wrong", "root", san="DNS:other.test")
-    _leaf(d, "server-ip", "root", san="IP:127.0.0.1")
-    _leaf(d, "server-untrusted", "other-root")
-    _leaf(d, "client", "client-root", san=None, client=True)
-    _openssl("pkey", "-in", "client.key", "-aes256", "-passout", "pass:s3cret",
-             "-out", "client-enc.key", cwd=d)
+    p = Pki(d)
+    p.ca("root")
+    p.ca("int", issuer="root")
+    p.ca("other-root")
+    p.ca("client-root")
+    p.leaf("server", "root", san=SAN)
+    p.leaf("server-int", "int", san=SAN, chain=("int",))
+    p.leaf("server-wrong", "root", san="DNS:other.test")
+    p.leaf("server-ip", "root", san="IP:127.0.0.1")
+    p.leaf("server-untrusted", "other-root", san=SAN)
+    p.leaf("client", "client-root", san=None, client=True)
+    p.encrypt_key("client", "client-enc.key", "s3cret")
     (d / "passwords").write_text("wrong-one\ns3cret\n")
     return d
 
