@@ -1,7 +1,7 @@
 # uptls-backend: owned by harness/. Defines $(BIN)/uptls-backend.
 #
 #   make bin/uptls-backend            the backend
-#   make backend-test                 its pytest suite (harness/backend/test_backend.py)
+#   make backend-test                 its pytest suite (harness/backend/test_backend*.py)
 #   make backend-asan                 an -fsanitize=address,undefined build in build/asan/
 #
 # BACKEND_OBJDIR lets a second build (sanitizers) keep its objects apart.
@@ -25,7 +25,7 @@ $(BACKEND_OBJDIR):
 
 .PHONY: backend-test backend-asan
 backend-test: $(BIN)/uptls-backend
-	$(PYTHON) -m pytest -q harness/backend/test_backend.py
+	$(PYTHON) -m pytest -q harness/backend/test_backend*.py
 
 # The sanitizer build itself is soak/soak.mk's (make asan builds all three
 # programs the same way); this is its name for the backend alone.

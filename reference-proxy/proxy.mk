@@ -2,7 +2,7 @@
 # Included by the top Makefile, which defines BIN, ALL_CFLAGS and LDLIBS_ALL.
 #   make bin/uptls-proxy                     the build
 #   make proxy-asan                          ASan/UBSan build in bin/uptls-proxy-asan
-#   make proxy-test                          reference-proxy/test_proxy.py (pytest)
+#   make proxy-test                          reference-proxy/test_proxy*.py (pytest)
 
 PROXY_SRCS := $(wildcard reference-proxy/*.c)
 PROXY_OBJS := $(patsubst reference-proxy/%.c,build/proxy/%.o,$(PROXY_SRCS))
@@ -29,4 +29,4 @@ $(BIN)/uptls-proxy-asan: $(PROXY_ASAN_OBJS) | $(BIN)
 proxy-asan: $(BIN)/uptls-proxy-asan
 
 proxy-test: $(BIN)/uptls-proxy
-	$(PYTHON) -m pytest -q reference-proxy/test_proxy.py
+	$(PYTHON) -m pytest -q reference-proxy/test_proxy*.py
