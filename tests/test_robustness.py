@@ -5,9 +5,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
-from uptls import targets
+from uptls import proc, targets
 from uptls.runner import run
 from helpers import ROOT, by_id, catalogue, pki
 
@@ -65,15 +64,15 @@ def test_killed_harness_leaves_no_process(tmp_path):
         "def progress(res):\n"
         "    print('started', flush=True); time.sleep(60)\n"
         f"run(t, list(catalogue()), pki(), progress=progress, run_root={str(tmp_path)!r})\n")
-    p = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL)
-    assert p.stdout.readline().strip() == b"started"
-    assert _procs_mentioning("uptls-nginx-"), "the run should have processes up by now"
-    p.kill()
-    p.wait()
-    deadline = time.monotonic() + 5
-    while _procs_mentioning("uptls-nginx-") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # group=False: in our process group, as a harness run from a shell; only
+    # the run's own die-with-parent may end what it started.
+    with proc.start([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL, group=False) as p:
+        assert p.first_line(timeout=300).strip() == b"started"
+        assert _procs_mentioning("uptls-nginx-"), "the run should have processes up by now"
+        p.kill()
+        p.wait()
+    proc.wait_until(lambda: not _procs_mentioning("uptls-nginx-"), timeout=5)
     assert not _procs_mentioning("uptls-nginx-")
 
 
