@@ -37,13 +37,19 @@ def perf_top(data, sort, limit=12):
     return rows
 
 
-def profile_pids(pids, seconds, during):
-    """perf samples of running processes while during() runs; top symbols."""
+def _perf_unusable():
+    """None when perf can sample here (asked once), else the profile saying why not."""
     global PERF
     if PERF is None:
         PERF = perf_usable()
-    if not PERF:
-        return {"tool": None, "top": [], "why": "perf cannot sample here"}
+    return None if PERF else {"tool": None, "top": [], "why": "perf cannot sample here"}
+
+
+def profile_pids(pids, seconds, during):
+    """perf samples of running processes while during() runs; top symbols."""
+    why = _perf_unusable()
+    if why:
+        return why
     with tempfile.TemporaryDirectory(prefix="uptls-bench-perf-") as d:
         data = os.path.join(d, "perf.data")
         pr = bl.Proc(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-o", data,
@@ -57,11 +63,9 @@ def profile_pids(pids, seconds, during):
 
 
 def profile_command(argv, sort="comm,dso"):
-    global PERF
-    if PERF is None:
-        PERF = perf_usable()
-    if not PERF:
-        return {"tool": None, "top": [], "why": "perf cannot sample here"}
+    why = _perf_unusable()
+    if why:
+        return why
     with tempfile.TemporaryDirectory(prefix="uptls-bench-perf-") as d:
         data = os.path.join(d, "perf.data")
         subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-o", data,
