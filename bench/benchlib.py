@@ -148,7 +148,7 @@ def start_backend(bin_path, cert, key, log, name="bench", extra=()):
     """uptls-backend; returns (Proc, port)."""
     pr = Proc([bin_path, "--name", name, "--cert", cert, "--key", key,
                "--listen", "127.0.0.1", "--port", "0", "--log", log, *extra],
-              stdout=subprocess.PIPE)
+              stdout=subprocess.PIPE)     # it dies with the bench: its own PR_SET_PDEATHSIG
     try:
         port = int(json.loads(proc.first_line(pr.p, timeout=10))["port"])
     except (proc.ProcError, ValueError, KeyError) as e:

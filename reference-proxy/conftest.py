@@ -1,5 +1,5 @@
 """Fixtures of uptls-proxy's tests (reference-proxy/test_proxy_*.py): the
-binary built once, a throwaway PKI per test file, upstreams and proxies
+binary built once, one throwaway PKI, upstreams and proxies
 stopped after each test. The classes behind them are proxy_testlib.py."""
 
 import os
@@ -17,8 +17,10 @@ def built():
     assert BIN.exists()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pki(tmp_path_factory):
+    """One PKI for every test file (tests add files to it: a short-lived leaf,
+    CRLs; none changes one another uses)."""
     d = tmp_path_factory.mktemp("pki")
     p = Pki(d)
     p.ca("root")

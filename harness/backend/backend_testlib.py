@@ -43,7 +43,11 @@ class Backend:
         self.argv = [BACKEND, "--name", name, "--cert", os.path.join(pki, "chain.pem"),
                      "--key", os.path.join(pki, "srv.key"), "--log", self.log, *extra]
         self.stderr_path = self.log + ".stderr"
-        self.proc = proc.start(self.argv, stdout=subprocess.PIPE, log=self.stderr_path)
+        # pdeathsig=False: uptls-backend sets PR_SET_PDEATHSIG itself
+        # (test_dies_with_its_parent), and a preexec_fn makes every start a
+        # full fork of pytest (~60 ms on a busy machine, 70 starts here).
+        self.proc = proc.start(self.argv, stdout=subprocess.PIPE, log=self.stderr_path,
+                               pdeathsig=False)
         self.listening = json.loads(_ready_line(self.proc, self.stderr_path))
         self.port = self.listening["port"]
 
@@ -66,12 +70,12 @@ class Backend:
                 and (conn is None or e.get("conn") == conn)]
 
     def wait_for(self, kind, conn=None, count=1, timeout=5):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def enough():
             evs = self.events(kind, conn)
-            if len(evs) >= count:
-                return evs
-            time.sleep(0.02)
+            return evs if len(evs) >= count else None
+        evs = proc.wait_until(enough, timeout)
+        if evs is not None:
+            return evs
         raise AssertionError(f"no {count} {kind} event(s) for conn {conn}: {self.events()}")
 
 
@@ -171,11 +175,12 @@ class Listeners:
             with open(path, "w") as f:
                 f.write(text)
             argv, stdin = [BACKEND, "--listeners", path], subprocess.DEVNULL
-        # Not proc.start: --listeners - needs a pipe on stdin; the rest is proc's.
+        # Not proc.start: --listeners - needs a pipe on stdin; the rest is proc's
+        # (it sets PR_SET_PDEATHSIG itself, as Backend says).
         self.stderr_path = os.path.join(d, "stderr")
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=err,
-                                         start_new_session=True, preexec_fn=proc.die_with_parent)
+                                         start_new_session=True)
         if via_stdin:
             self.proc.stdin.write(text.encode())
             self.proc.stdin.close()

@@ -13,14 +13,13 @@ import signal
 import socket
 import ssl
 import sys
-import time
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE)))  # harness/, for uptls
 
-from uptls import backend as driver  # noqa: E402
+from uptls import backend as driver, proc  # noqa: E402
 from testpki import Pki  # noqa: E402
 
 BIN = os.environ.get("UPTLS_BACKEND_BIN")
@@ -51,12 +50,12 @@ def request(port, path):
 
 
 def wait_events(lst, kind, count=1, timeout=5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def enough():
         evs = [e for e in lst.events() if e["event"] == kind]
-        if len(evs) >= count:
-            return evs
-        time.sleep(0.02)
+        return evs if len(evs) >= count else None
+    evs = proc.wait_until(enough, timeout)
+    if evs is not None:
+        return evs
     raise AssertionError(f"{lst.name}: no {kind}: {lst.events()}")
 
 
