@@ -11,7 +11,7 @@ import ssl
 import time
 
 from proxy_testlib import SAN, tls_loc
-from testpki import openssl as _openssl
+from testpki import Pki, openssl, utc
 
 
 def test_verify_off_accepts_untrusted_and_warns(proxy, backends, pki):
@@ -132,47 +132,10 @@ def test_verification_memo_is_keyed_by_the_chain(proxy, backends, pki):
     assert "unable to get local issuer certificate" in log and "hostname mismatch" in log
 
 
-def _ext(d, name, text):
-    p = d / name
-    p.write_text(text)
-    return p.name
-
-
-def _ca_db(d, name):
-    """An `openssl ca` database for root (openssl ca takes exact dates where
-    x509 -req and crl take days); returns its configuration file's name."""
-    (d / f"{name}-ca").mkdir(exist_ok=True)
-    (d / f"{name}-ca" / "index.txt").write_text("")
-    (d / f"{name}-ca" / "serial").write_text("1000\n")
-    (d / f"{name}-ca" / "crlnumber").write_text("1000\n")
-    return _ext(d, f"{name}-ca.cnf",
-                f"[ca]\ndefault_ca = c\n[c]\ndatabase = {name}-ca/index.txt\n"
-                f"new_certs_dir = {name}-ca\nserial = {name}-ca/serial\n"
-                f"crlnumber = {name}-ca/crlnumber\ndefault_md = sha256\n"
-                "policy = p\nunique_subject = no\n[p]\ncommonName = supplied\n")
-
-
-def _utc(t):
-    return time.strftime("%Y%m%d%H%M%SZ", time.gmtime(t))
-
-
-def _short_lived_leaf(d, name, seconds):
-    """A leaf under root whose notAfter is `seconds` from now."""
-    cnf = _ca_db(d, name)
-    ext = _ext(d, f"{name}.ext", f"basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-               f"subjectAltName={SAN}\n")
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-    _openssl("ca", "-batch", "-config", cnf, "-cert", "root.pem", "-keyfile", "root.key",
-             "-in", f"{name}.csr", "-out", f"{name}.chain.pem", "-notext", "-extfile", ext,
-             "-startdate", _utc(time.time() - 60), "-enddate", _utc(time.time() + seconds),
-             cwd=d)
-    return time.time() + seconds
-
-
 def test_verification_memo_ends_with_the_chain(proxy, backends, pki):
     """A remembered pass lasts no longer than the chain's earliest notAfter."""
-    until = _short_lived_leaf(pki, "server-brief", 3)
+    until = time.time() + 3
+    Pki(pki).leaf_until("server-brief", "root", until, san=SAN)
     b = backends(pki, cert="server-brief")
     p = proxy("server { LISTEN " + tls_loc(pki, b, "proxy_ssl_verify on; "
                                            "proxy_ssl_session_reuse off;") + " }")
@@ -186,15 +149,13 @@ def test_verification_memo_ends_with_a_newer_crl(proxy, backends, pki):
     """A CRL file holding a current empty CRL and a newer one, valid from 3 s
     on, that revokes the upstream's certificate: once the newer one is valid
     OpenSSL uses it, and a remembered pass must not outlive that."""
-    cnf = _ca_db(pki, "crls")
+    ca = Pki(pki).ca_command("crls", "root")
     start = time.time() + 3
-    gen = ["ca", "-batch", "-config", cnf, "-cert", "root.pem", "-keyfile", "root.key", "-gencrl"]
-    _openssl(*gen, "-crl_lastupdate", _utc(time.time() - 3600),
-             "-crl_nextupdate", _utc(time.time() + 3600), "-out", "crl-old.pem", cwd=pki)
-    _openssl("ca", "-batch", "-config", cnf, "-cert", "root.pem", "-keyfile", "root.key",
-             "-revoke", "server.pem", cwd=pki)
-    _openssl(*gen, "-crl_lastupdate", _utc(start), "-crl_nextupdate", _utc(time.time() + 3600),
-             "-out", "crl-new.pem", cwd=pki)
+    openssl(*ca, "-gencrl", "-crl_lastupdate", utc(time.time() - 3600),
+            "-crl_nextupdate", utc(time.time() + 3600), "-out", "crl-old.pem", cwd=pki)
+    openssl(*ca, "-revoke", "server.pem", cwd=pki)
+    openssl(*ca, "-gencrl", "-crl_lastupdate", utc(start),
+            "-crl_nextupdate", utc(time.time() + 3600), "-out", "crl-new.pem", cwd=pki)
     (pki / "crls.pem").write_text((pki / "crl-old.pem").read_text()
                                   + (pki / "crl-new.pem").read_text())
     b = backends(pki)

@@ -13,13 +13,21 @@ valid from now for a few days, one `openssl req` per certificate.
 
 Files are named NAME.pem (the certificate), NAME.key (its key, PEM,
 unencrypted) and, for a leaf, NAME.chain.pem (it and the chain given).
+Exact validity dates and CRLs need `openssl ca` and its database
+(ca_command, leaf_until).
 """
 
 import subprocess
+import time
 from pathlib import Path
 
 SAN = "DNS:localhost"
 DAYS = 3
+
+
+def utc(t):
+    """A time.time() value as openssl ca's dates take it."""
+    return time.strftime("%Y%m%d%H%M%SZ", time.gmtime(t))
 
 
 def openssl(*args, cwd):
@@ -60,6 +68,37 @@ class Pki:
         for c in chain:
             text += self.path(c).read_text()
         (self.dir / (chain_file or f"{name}.chain.pem")).write_text(text)
+
+    def ca_command(self, db, issuer):
+        """The start of an `openssl ca -batch` command signing (or revoking,
+        or writing CRLs) as issuer, with a database of its own named db
+        (made empty on first use)."""
+        d = self.dir / f"{db}-ca"
+        if not d.is_dir():
+            d.mkdir()
+            (d / "index.txt").write_text("")
+            (d / "serial").write_text("1000\n")
+            (d / "crlnumber").write_text("1000\n")
+        (self.dir / f"{db}-ca.cnf").write_text(
+            f"[ca]\ndefault_ca = c\n[c]\ndatabase = {db}-ca/index.txt\n"
+            f"new_certs_dir = {db}-ca\nserial = {db}-ca/serial\n"
+            f"crlnumber = {db}-ca/crlnumber\ndefault_md = sha256\n"
+            "policy = p\nunique_subject = no\n[p]\ncommonName = supplied\n")
+        return ["ca", "-batch", "-config", f"{db}-ca.cnf", "-cert", f"{issuer}.pem",
+                "-keyfile", f"{issuer}.key"]
+
+    def leaf_until(self, name, issuer, not_after, san=SAN):
+        """A server leaf valid from a minute ago until not_after (a
+        time.time() value, to the second): NAME.key, NAME.chain.pem."""
+        ext = self.path(name, "ext")
+        ext.write_text(f"basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+                       f"subjectAltName={san}\n")
+        self.openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                     "-subj", f"/CN={name}")
+        self.openssl(*self.ca_command(name, issuer), "-in", f"{name}.csr",
+                     "-out", f"{name}.chain.pem", "-notext", "-extfile", ext.name,
+                     "-startdate", utc(time.time() - 60), "-enddate", utc(not_after))
 
     def encrypt_key(self, name, out, password):
         """NAME.key encrypted (AES-256) with password into the file out."""
