@@ -1,7 +1,7 @@
 # uptls-backend: owned by harness/. Defines $(BIN)/uptls-backend.
 #
 #   make bin/uptls-backend            the backend
-#   make backend-test                 its pytest suite (harness/backend/test_backend*.py)
+#   make backend-test                 its pytest suite (harness/backend/test_backend.py)
 #   make backend-asan                 an -fsanitize=address,undefined build in build/asan/
 #
 # BACKEND_OBJDIR lets a second build (sanitizers) keep its objects apart.

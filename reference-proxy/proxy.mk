@@ -2,7 +2,7 @@
 # Included by the top Makefile, which defines BIN, ALL_CFLAGS and LDLIBS_ALL.
 #   make bin/uptls-proxy                     the build
 #   make proxy-asan                          ASan/UBSan build in bin/uptls-proxy-asan
-#   make proxy-test                          reference-proxy/test_proxy*.py (pytest)
+#   make proxy-test                          reference-proxy/test_proxy.py (pytest)
 
 PROXY_SRCS := $(wildcard reference-proxy/*.c)
 PROXY_OBJS := $(patsubst reference-proxy/%.c,build/proxy/%.o,$(PROXY_SRCS))
