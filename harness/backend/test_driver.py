@@ -4,7 +4,7 @@ run's backends are packed into a few processes, and that a bad listener or a
 dead process stays the problem of the scenarios it belongs to.
 
 Run: /usr/bin/python3 -m pytest harness/backend/test_driver.py
-(UPTLS_BACKEND_BIN selects the build, as for test_backend.py.)
+(UPTLS_BACKEND_BIN selects the build, as for test_backend_*.py.)
 """
 
 import dataclasses
