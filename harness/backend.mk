@@ -25,7 +25,7 @@ $(BACKEND_OBJDIR):
 
 .PHONY: backend-test backend-asan
 backend-test: $(BIN)/uptls-backend
-	$(PYTHON) -m pytest -q harness/backend/test_backend.py
+	$(PYTHON) -m pytest -q harness/backend/test_backend*.py
 
 # The sanitizer build itself is soak/soak.mk's (make asan builds all three
 # programs the same way); this is its name for the backend alone.
