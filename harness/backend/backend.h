@@ -16,6 +16,8 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include "../common/uc_switch.h"
+
 #define BACKEND_ERR_LEN 512
 #define BACKEND_MAX_HELLO_EXTS 64
 
@@ -33,14 +35,9 @@ enum backend_fault {
     BACKEND_FAULT_SLOW_RESPONSE = 1u << 8,
 };
 
-/* Returns the fault's bit, or 0 if the name is unknown. */
-unsigned backend_fault_lookup(const char *name);
-/* The name of one fault bit. */
-const char *backend_fault_name(unsigned bit);
-/* Writes "a, b, c" (every known fault name) into out. */
-void backend_fault_list(char *out, size_t out_len);
-/* Prints one line per fault (name and description) for --help. */
-void backend_fault_print_help(void);
+/* The fault table: name, bit, help (uc_switch_lookup, _list, _print). */
+extern const struct uc_switch backend_faults[];
+extern const size_t backend_num_faults;
 
 /* ---- configuration (backend_config.c) ---------------------------------- */
 
@@ -62,7 +59,7 @@ struct backend_config {
     int tickets;       /* 1 = on */
     int close_after_response;
     const char *log_path; /* NULL = stdout */
-    unsigned faults;      /* enum backend_fault bits */
+    uint64_t faults;      /* enum backend_fault bits */
     int idle_timeout;     /* seconds */
     const char *listeners; /* --listeners FILE: the listeners come from FILE */
     int help;

@@ -146,7 +146,7 @@ static void apply_opt(struct backend_config *cfg, const struct backend_opt *o, c
                       char *err, size_t err_len)
 {
     char *field = (char *)cfg + o->offset;
-    char list[256];
+    char list[1024];
 
     switch (o->kind) {
     case OPT_STR:
@@ -179,12 +179,12 @@ static void apply_opt(struct backend_config *cfg, const struct backend_opt *o, c
         *(int *)(void *)field = 1;
         break;
     case OPT_FAULT: {
-        unsigned bit = backend_fault_lookup(val);
+        uint64_t bit = uc_switch_lookup(backend_faults, backend_num_faults, val);
         if (bit == 0) {
-            backend_fault_list(list, sizeof(list));
+            uc_switch_list(backend_faults, backend_num_faults, list, sizeof(list));
             add_err(err, err_len, "--fault: unknown fault '%s'; known faults: %s", val, list);
         } else {
-            *(unsigned *)(void *)field |= bit;
+            *(uint64_t *)(void *)field |= bit;
         }
         break;
     }
@@ -353,5 +353,5 @@ void backend_config_print_help(const char *prog)
         printf("  %-26s %s\n", left, o->help);
     }
     printf("\nfaults (--fault NAME):\n");
-    backend_fault_print_help();
+    uc_switch_print(backend_faults, backend_num_faults, stdout, "  ", 26);
 }

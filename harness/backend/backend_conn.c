@@ -128,7 +128,7 @@ static void conn_log_accept(struct backend_conn *c, const struct sockaddr *sa)
 void backend_conn_accept(struct backend_server *srv, int fd, const struct sockaddr *sa, int salen)
 {
     struct backend_conn *c = calloc(1, sizeof(*c));
-    unsigned faults = srv->cfg->faults;
+    uint64_t faults = srv->cfg->faults;
     int one = 1;
 
     (void)salen;

@@ -402,7 +402,7 @@ static const char *status_text(int status)
 static void respond(struct backend_conn *c, int status, int head_only, int conn_close)
 {
     const struct backend_config *cfg = c->srv->cfg;
-    unsigned faults = cfg->faults;
+    uint64_t faults = cfg->faults;
     struct evbuffer *dst = (faults & BACKEND_FAULT_SLOW_RESPONSE) ? c->slow : c->out;
     char body[256];
     int body_len;

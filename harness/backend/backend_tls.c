@@ -221,7 +221,7 @@ static void observe_client_hello(struct backend_conn *c, SSL *ssl)
 static int client_hello_cb(SSL *ssl, int *al, void *arg)
 {
     struct backend_conn *c = conn_of(ssl);
-    unsigned faults = c->srv->cfg->faults;
+    uint64_t faults = c->srv->cfg->faults;
 
     (void)arg;
     observe_client_hello(c, ssl);
