@@ -1,5 +1,6 @@
-/* uc_tls: TLS version names and numbers (see uc_tls.h). */
+/* uc_tls: TLS version names and numbers, X.509 names as text (uc_tls.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/ssl.h>
@@ -59,4 +60,25 @@ void uc_tls_version_list(int min, int max, char *out, size_t out_len)
             return;
         used += (size_t)n;
     }
+}
+
+int uc_x509_name_rfc2253(const X509_NAME *name, char **out)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long len;
+    int rc = -1;
+
+    *out = NULL;
+    if (bio == NULL || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0)
+        goto end;
+    len = BIO_get_mem_data(bio, &data);
+    if (len < 0)
+        goto end;
+    *out = strndup(data != NULL ? data : "", (size_t)len);
+    if (*out != NULL)
+        rc = 0;
+end:
+    BIO_free(bio);
+    return rc;
 }
