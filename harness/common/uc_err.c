@@ -44,6 +44,19 @@ void uc_err_add(char *err, size_t err_len, const char *fmt, ...)
     va_end(ap);
 }
 
+void uc_err_vadd(char *err, size_t err_len, const char *prefix, const char *fmt, va_list ap)
+{
+    size_t used;
+    int n;
+
+    if (err_len == 0 || (used = line_begin(err, err_len)) >= err_len)
+        return;
+    n = snprintf(err + used, err_len - used, "%s", prefix);
+    if (n < 0 || (size_t)n >= err_len - used)
+        return;
+    vsnprintf(err + used + (size_t)n, err_len - used - (size_t)n, fmt, ap);
+}
+
 void uc_err_add_prefixed(char *err, size_t err_len, const char *prefix, const char *lines)
 {
     while (*lines != '\0') {

@@ -9,6 +9,7 @@
 #ifndef UC_ERR_H
 #define UC_ERR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /* Overwrites err with the message. */
@@ -17,6 +18,10 @@ void uc_err_set(char *err, size_t err_len, const char *fmt, ...)
 /* Appends the message as a new line. */
 void uc_err_add(char *err, size_t err_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Appends a new line: prefix (may be "") and the message (for callers that
+ * take a format themselves, such as a parser's error(where, fmt, ...)). */
+void uc_err_vadd(char *err, size_t err_len, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 /* Appends every line of `lines` as a new line "PREFIX: line". */
 void uc_err_add_prefixed(char *err, size_t err_len, const char *prefix, const char *lines);
 /* Appends ": " and the most recent OpenSSL error (the one closest to the
