@@ -1,7 +1,7 @@
 /*
  * Command line: one table of options (name, argument, kind, field, choices,
  * help). Help is printed from the table; defaults are set in one place
- * (backend_config_defaults). Every error is collected before failing, and
+ * (backend_defaults). Every error is collected before failing, and
  * each names the option, the bad value and the allowed values.
  */
 #include <errno.h>
@@ -82,18 +82,19 @@ static const struct backend_opt backend_opts[] = {
 
 #define NUM_OPTS (sizeof(backend_opts) / sizeof(backend_opts[0]))
 
+/* Every default, in one place; what is not named here is 0 or NULL (no
+ * client auth, OpenSSL's version range, the log on stdout, no fault). */
+static const struct backend_config backend_defaults = {
+    .listen = "127.0.0.1",
+    .client_auth = BACKEND_AUTH_NONE,
+    .session_cache = 1,
+    .tickets = 1,
+    .idle_timeout = 300,
+};
+
 void backend_config_defaults(struct backend_config *cfg)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->listen = "127.0.0.1";
-    cfg->port = 0;
-    cfg->client_auth = BACKEND_AUTH_NONE;
-    cfg->min_proto = 0;
-    cfg->max_proto = 0;
-    cfg->session_cache = 1;
-    cfg->tickets = 1;
-    cfg->log_path = NULL;
-    cfg->idle_timeout = 300;
+    *cfg = backend_defaults;
 }
 
 static void choices_str(const char *const *choices, char *out, size_t out_len)
