@@ -17,10 +17,4 @@ $(COMMON_LIB): $(COMMON_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $(COMMON_OBJS)
 
-$(COMMON_BUILD)/%.o: harness/common/%.c | $(COMMON_BUILD)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
-
-$(COMMON_BUILD):
-	mkdir -p $@
-
--include $(COMMON_OBJS:.o=.d)
+$(eval $(call c_objects,harness/common,$(COMMON_BUILD)))
