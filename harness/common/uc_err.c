@@ -99,3 +99,24 @@ void uc_ssl_errors(char *out, size_t out_len)
             used += (size_t)snprintf(out + used, out_len - used, "%s%s", used ? " " : "", buf);
     }
 }
+
+void uc_errs_vadd(struct uc_errs *e, const char *prefix, const char *fmt, va_list ap)
+{
+    e->num++;
+    if (e->max > 0 && e->num > e->max)
+        return;
+    if (e->max > 0 && e->num == e->max) {
+        uc_err_add(e->err, e->err_len, "%stoo many errors", prefix);
+        return;
+    }
+    uc_err_vadd(e->err, e->err_len, prefix, fmt, ap);
+}
+
+void uc_errs_add(struct uc_errs *e, const char *prefix, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    uc_errs_vadd(e, prefix, fmt, ap);
+    va_end(ap);
+}

@@ -31,4 +31,22 @@ void uc_err_ssl(char *err, size_t err_len);
  * (as nginx logs them) into out; clears the queue. */
 void uc_ssl_errors(char *out, size_t out_len);
 
+/*
+ * An error collector for a parser or loader that reports every problem:
+ * each uc_errs_add() appends one line "PREFIXmessage" to err and counts it.
+ * With max > 0, the max-th line is "PREFIXtoo many errors" and later ones
+ * are only counted. Set err, err_len (and max); num starts at 0.
+ */
+struct uc_errs {
+    char *err;
+    size_t err_len;
+    int num; /* errors reported, those past the cap included */
+    int max; /* 0: no cap */
+};
+
+void uc_errs_add(struct uc_errs *e, const char *prefix, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void uc_errs_vadd(struct uc_errs *e, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 #endif
