@@ -18,3 +18,7 @@ $(COMMON_LIB): $(COMMON_OBJS)
 	$(AR) rcs $@ $(COMMON_OBJS)
 
 $(eval $(call c_objects,harness/common,$(COMMON_BUILD)))
+
+# The library's own test driver (harness/common/test_common.py runs it).
+$(COMMON_BUILD)/uc_selftest: harness/common/test/uc_selftest.c $(COMMON_LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(COMMON_LIB) $(LDFLAGS) $(LDLIBS_ALL)
