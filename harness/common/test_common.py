@@ -150,3 +150,23 @@ def test_buffer_grows_and_hands_over():
     assert lines[0] == f"{3 * n + 2} 0 {3 * n + 2}"
     assert lines[1] == f"{3 * n + 2} ..."
     assert run("buf", "1").stdout.decode().splitlines() == ["5 0 5", "5 abc42"]
+
+
+@pytest.mark.parametrize("args,want", [
+    (("42", "0", "100"), "42"), (("-5", "-10", "10"), "-5"), (("0", "0", "65535"), "0"),
+    (("65536", "0", "65535"), "bad -7"), (("", "0", "1"), "bad -7"), (("12x", "0", "99"), "bad -7"),
+    ((" 1", "0", "9"), "1"), (("99999999999999999999", "0", "9"), "bad -7"),
+])
+def test_parse_int_is_strict(args, want):
+    assert run("int", *args).stdout.decode().strip() == want
+
+
+def test_sockaddr_host_port():
+    assert run("addr").stdout.decode().splitlines() == \
+        ["0 [127.0.0.1] 8443", "0 [::1] 1", "-1 [] 0"]
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 1000])
+def test_string_arrays(n):
+    last = f"s{n - 1}" if n else "-"
+    assert run("strv", str(n)).stdout.decode().strip() == f"{n} {last} 1"

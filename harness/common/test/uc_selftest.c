@@ -12,14 +12,23 @@
  *   uc_selftest tls NAME|0xNNNN -> uc_tls_version_by_name / _text
  *   uc_selftest errs N          N errors into a 3-line-capped uc_errs of 256 bytes
  *   uc_selftest buf N           N puts of "abc" and a printf -> length, failed
+ *   uc_selftest int S MIN MAX   uc_parse_int -> the value, or "bad"
+ *   uc_selftest addr            three socket addresses as uc_sockaddr_host_port sees them
+ *   uc_selftest strv N          N pushes, a dup and a free -> the count and the last item
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "../uc_buf.h"
 #include "../uc_err.h"
 #include "../uc_json.h"
+#include "../uc_net.h"
+#include "../uc_str.h"
+#include "../uc_strv.h"
 #include "../uc_switch.h"
 #include "../uc_tls.h"
 #include "../uc_utf8.h"
@@ -140,6 +149,44 @@ int main(int argc, char **argv)
         free(taken);
         uc_buf_free(b);
         uc_buf_free(NULL);
+    } else if (strcmp(cmd, "int") == 0 && argc > 4) {
+        int v = -7;
+
+        if (uc_parse_int(argv[2], atol(argv[3]), atol(argv[4]), &v) == 0)
+            printf("%d\n", v);
+        else
+            printf("bad %d\n", v);
+    } else if (strcmp(cmd, "addr") == 0) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(8443)};
+        struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(1)};
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        const struct sockaddr *sas[] = {(struct sockaddr *)&sin, (struct sockaddr *)&sin6,
+                                        (struct sockaddr *)&sun};
+        char host[64];
+        int port;
+
+        inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+        inet_pton(AF_INET6, "::1", &sin6.sin6_addr);
+        for (size_t i = 0; i < 3; i++) {
+            int r = uc_sockaddr_host_port(sas[i], host, sizeof(host), &port);
+            printf("%d [%s] %d\n", r, host, port);
+        }
+    } else if (strcmp(cmd, "strv") == 0 && argc > 2) {
+        struct uc_strv v = {0};
+        char **copy;
+        char item[32];
+
+        for (int i = 0; i < atoi(argv[2]); i++) {
+            snprintf(item, sizeof(item), "s%d", i);
+            if (uc_strv_push_copy(&v, item) == NULL)
+                return 1;
+        }
+        copy = uc_strv_dup(v.items, v.num);
+        printf("%zu %s %d\n", v.num, v.num ? copy[v.num - 1] : "-", copy[v.num] == NULL);
+        uc_strv_free(copy, v.num);
+        uc_strv_dispose(&v);
+        uc_strv_dispose(NULL);
+        uc_strv_free(NULL, 0);
     } else {
         fprintf(stderr, "usage: see the comment at the top of uc_selftest.c\n");
         rc = 2;
