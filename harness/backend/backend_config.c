@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../common/uc_err.h"
+#include "../common/uc_str.h"
 #include "../common/uc_tls.h"
 #include "backend.h"
 
@@ -110,19 +111,6 @@ static void choices_str(const char *const *choices, char *out, size_t out_len)
     }
 }
 
-static int parse_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static void apply_opt(struct backend_config *cfg, const struct backend_opt *o, const char *val,
                       char *err, size_t err_len)
 {
@@ -137,12 +125,12 @@ static void apply_opt(struct backend_config *cfg, const struct backend_opt *o, c
             *(const char **)(void *)field = val;
         break;
     case OPT_PORT:
-        if (parse_int(val, 0, 65535, (int *)(void *)field) != 0)
+        if (uc_parse_int(val, 0, 65535, (int *)(void *)field) != 0)
             uc_err_add(err, err_len, "%s: bad value '%s'; allowed: an integer 0..65535", o->name,
                     val);
         break;
     case OPT_SECS:
-        if (parse_int(val, 1, 86400, (int *)(void *)field) != 0)
+        if (uc_parse_int(val, 1, 86400, (int *)(void *)field) != 0)
             uc_err_add(err, err_len, "%s: bad value '%s'; allowed: an integer 1..86400", o->name,
                     val);
         break;
