@@ -60,12 +60,24 @@ $(BIN):
 
 help:
 	@echo "make                 build bin/uptls-certgen bin/uptls-backend bin/uptls-proxy"
-	@echo "make deps            install the Debian packages (apt-get, idempotent)"
-	@echo "make conformance     TARGET=reference|nginx [TARGET_BIN=...] [SCENARIOS=glob] [REPORT_DIR=...] [KEEP=1]"
+	@echo "make deps            install everything: every target and the test tools (apt-get, npm; idempotent)"
+	@echo "make deps TARGET=t   only what building uptls and running target t need (DRY_RUN=1 prints it)"
+	@echo "make conformance     TARGET=<target>|exec:PATH [TARGET_BIN=...] [SCENARIOS=glob] [REPORT_DIR=...] [KEEP=1]"
+	@echo "make limbo           LIMBO=suite.json TARGET=t [TARGET_BIN=...] [LIMBO_INCLUDE=glob] [LIMBO_EXCLUDE=glob] [REPORT_DIR=...]"
+	@echo "make repro           TARGET=t SCENARIO=id [TARGET_BIN=...] [OUT=dir]"
 	@echo "make test            the harness's own tests"
+	@echo "make scenario-help   regenerate the keys' help in scenarios/README.md from the tables"
 
+# TARGET only when given (make deps TARGET=t, or in the environment): the
+# default TARGET=reference above must not make a bare `make deps` lean.
 deps:
-	sh tests/install-deps.sh
+	sh tests/install-deps.sh $(if $(filter file,$(origin TARGET)),,$(TARGET))
+
+# The scenario keys' help in scenarios/README.md, drawn from the tables that
+# validate them (tests/test_catalogue.py fails when it is out of date).
+.PHONY: scenario-help
+scenario-help:
+	PYTHONPATH=harness:reports $(PYTHON) -m uptls.scenario_help
 
 # One pytest test per scenario; exit 0 only when no verdict is fail or error,
 # 2 with one line when the target binary is missing or will not start.
@@ -76,6 +88,27 @@ conformance: all
 	  --report-dir='$(REPORT_DIR)' $(if $(KEEP),--keep) $(if $(STRICT),--strict-deviations) \
 	  $(if $(BASELINE),--baseline='$(BASELINE)') $(if $(SHARD),--shard='$(SHARD)') \
 	  $(if $(DEVIATIONS),--deviations='$(DEVIATIONS)') $(PYTEST_ARGS)
+
+# One scenario against one target as a folder a maintainer can run without
+# uptls (run.sh: exit 0 conforms, 1 the finding reproduces, 2 could not run).
+SCENARIO ?=
+OUT      ?=
+.PHONY: repro
+repro: all
+	PYTHONPATH=harness $(PYTHON) -m uptls.repro --target='$(TARGET)' --scenario='$(SCENARIO)' \
+	  --target-bin='$(TARGET_BIN)' --out='$(OUT)'
+
+# An x509-limbo suite through a target: one scenario limbo/<case id> per
+# case (harness/uptls/limbo_run.py); results in $(REPORT_DIR)/limbo/.
+LIMBO         ?=
+LIMBO_INCLUDE ?=
+LIMBO_EXCLUDE ?=
+.PHONY: limbo
+limbo: all
+	@test -n '$(LIMBO)' || { echo "make limbo: LIMBO=path/to/limbo.json is required" >&2; exit 2; }
+	PYTHONPATH=harness:reports $(PYTHON) -m uptls.limbo_run --suite='$(LIMBO)' \
+	  --target='$(TARGET)' --target-bin='$(TARGET_BIN)' --include='$(LIMBO_INCLUDE)' \
+	  --exclude='$(LIMBO_EXCLUDE)' --report-dir='$(REPORT_DIR)' $(if $(KEEP),--keep)
 
 # The harness's own tests (what .ci/run calls): component tests, the
 # driver and catalogue tests, the discrimination tests (every scenario fails

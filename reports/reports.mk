@@ -8,6 +8,10 @@
 #   make compare RESULTS=dir/ [REPORT_DIR=...]
 #       merges result files made elsewhere (CI jobs, SHARD=k/n runs): every
 #       *.json under dir/; shards of one target become one column.
+#   make compare RESULTS=dir/ COMPARE_BASELINE=old/compare.json
+#       the same, but the exit status is 1 only for a cell that is fail or
+#       error and was not in the baseline comparison (the CI gate;
+#       compare.baseline.md lists them). docs/ci-matrix.yml uses it.
 #   make report RESULT=file.json
 #       re-writes the JUnit, Markdown and HTML next to one result file.
 #
@@ -22,7 +26,8 @@ compare: all
 	  $(if $(RESULTS),--results $(RESULTS),--targets='$(TARGETS)') \
 	  $(if $(SCENARIOS),--make-arg='SCENARIOS=$(SCENARIOS)') \
 	  $(if $(SHARD),--make-arg='SHARD=$(SHARD)') \
-	  $(if $(KEEP),--make-arg='KEEP=$(KEEP)') $(if $(STRICT),--make-arg='STRICT=$(STRICT)')
+	  $(if $(KEEP),--make-arg='KEEP=$(KEEP)') $(if $(STRICT),--make-arg='STRICT=$(STRICT)') \
+	  $(if $(COMPARE_BASELINE),--baseline='$(COMPARE_BASELINE)')
 
 report:
 	PYTHONPATH=reports $(PYTHON) -m uptls_reports render '$(RESULT)'

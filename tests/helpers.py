@@ -3,7 +3,7 @@
 import functools
 import subprocess
 
-from uptls import ROOT, pki as pki_mod, scenario as sc_mod, targets
+from uptls import ROOT, catalogue as cat_mod, pki as pki_mod, targets
 from uptls.runner import run
 
 PYTHON = "/usr/bin/python3"
@@ -24,7 +24,7 @@ def pki():
 
 @functools.lru_cache(maxsize=None)
 def catalogue():
-    return tuple(sc_mod.load_catalogue(entities=pki().entities))
+    return tuple(cat_mod.load_catalogue(entities=pki().entities))
 
 
 def run_target(name, scenarios=None, faults=(), variants=False, keep=False):

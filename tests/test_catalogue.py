@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from uptls import UptlsError, scenario as sc_mod
+from uptls import UptlsError, catalogue as cat_mod, scenario_help
 from helpers import catalogue, pki
 
 # Which abstract setting each uptls-proxy fault switch breaks.
@@ -86,7 +86,7 @@ def test_typo_key_is_an_error_naming_file_and_key(tmp_path):
     _write(tmp_path, "fam/ok.toml", GOOD)
     _write(tmp_path, "fam/typo.toml", GOOD.replace("verify = false", "verfiy = false"))
     with pytest.raises(UptlsError) as e:
-        sc_mod.load_catalogue(str(tmp_path), entities=pki().entities)
+        cat_mod.load_catalogue(str(tmp_path), entities=pki().entities)
     msg = str(e.value)
     assert "typo.toml" in msg and "'verfiy'" in msg and "ok.toml" not in msg
 
@@ -97,7 +97,7 @@ def test_every_broken_file_is_reported_at_once(tmp_path):
                                                  'certificate = "server-zz"'))
     _write(tmp_path, "fam/c.toml", "title = \n")
     with pytest.raises(UptlsError) as e:
-        sc_mod.load_catalogue(str(tmp_path), entities=pki().entities)
+        cat_mod.load_catalogue(str(tmp_path), entities=pki().entities)
     msg = str(e.value)
     assert "a.toml" in msg and "'huge'" in msg
     assert "b.toml" in msg and "server-zz" in msg
@@ -107,17 +107,40 @@ def test_every_broken_file_is_reported_at_once(tmp_path):
 def test_step_without_expectation_is_refused(tmp_path):
     _write(tmp_path, "fam/a.toml", GOOD.replace('expect = { result = "accepted" }', 'requests = 1'))
     with pytest.raises(UptlsError, match="cannot fail"):
-        sc_mod.load_catalogue(str(tmp_path), entities=pki().entities)
+        cat_mod.load_catalogue(str(tmp_path), entities=pki().entities)
 
 
 def test_scenario_outside_a_family_folder_is_refused(tmp_path):
     _write(tmp_path, "loose.toml", GOOD)
     with pytest.raises(UptlsError, match="family folder"):
-        sc_mod.load_catalogue(str(tmp_path), entities=pki().entities)
+        cat_mod.load_catalogue(str(tmp_path), entities=pki().entities)
 
 
 def test_selection_matching_nothing_names_the_families():
     with pytest.raises(UptlsError, match="matches no scenario"):
-        sc_mod.select(list(catalogue()), "nosuch/*")
-    assert {s.family for s in sc_mod.select(list(catalogue()), "session/*")} == {"session"}
-    assert {s.family for s in sc_mod.select(list(catalogue()), "session")} == {"session"}
+        cat_mod.select(list(catalogue()), "nosuch/*")
+    assert {s.family for s in cat_mod.select(list(catalogue()), "session/*")} == {"session"}
+    assert {s.family for s in cat_mod.select(list(catalogue()), "session")} == {"session"}
+
+
+def test_scenario_keys_help_is_generated_from_the_tables():
+    """scenarios/README.md lists every key the tables allow, as
+    `make scenario-help` writes it from them: a key added without its help
+    regenerated fails here."""
+    _, part = scenario_help.current()
+    assert part is not None, "scenarios/README.md lost its generated keys section"
+    assert part == scenario_help.render(), "scenarios/README.md is out of date: make scenario-help"
+
+
+def test_every_key_the_catalogue_uses_is_documented():
+    _, part = scenario_help.current()
+    used = set()
+    for s in catalogue():
+        for st in s.steps:
+            used.update(st.expect)
+        for loc in s.locations:
+            used.update(loc.settings)
+        for b in s.backends:
+            used.update(b.options)
+    missing = sorted(k for k in used if f"| `{k}` |" not in part)
+    assert not missing, f"keys scenarios use that scenarios/README.md does not explain: {missing}"

@@ -20,7 +20,7 @@ import pytest
 
 from uptls import ROOT
 import uptls_reports
-from uptls_reports import compare, diff
+from uptls_reports import compare, compare_html, compare_md, diff
 
 HOSTILE = '<script>alert("x")</script> & "q"'
 HOSTILE_MD = "<img src=x onerror=alert(1)>|`code`*bold* [link](javascript:x) \\| ~~s~~"
@@ -204,7 +204,7 @@ def test_overlapping_files_of_one_target_are_reported():
     assert len(c["overlaps"]) == len(parts[0][1]["scenarios"])
     note = " ".join(c["notes"])
     assert "overlap" in note and "again.json" in note and "verdicts differ" in note
-    md = compare.compare_markdown(compare.model(cols))
+    md = compare_md.compare_markdown(compare.model(cols))
     assert "overlap" in md
 
 
@@ -232,11 +232,26 @@ def test_disagreements_error_columns_and_fingerprint():
     assert fp["tls13_suites"] == ["TLS_AES_256_GCM_SHA384"]
     assert fp["tls12_suites"] == ["ECDHE-RSA-AES128-GCM-SHA256"]    # SCSV left out
     assert fp["groups"] == ["x25519", "secp256r1"]
-    md = compare.compare_markdown(m)
+    md = compare_md.compare_markdown(m)
     # CI summary order: summary table, then the disagreements, then details collapsed.
     i_sum, i_dis, i_det = md.index("| target |"), md.index("## Disagreements (1)"), md.index("<details>")
     assert i_sum < i_dis < i_det
     assert "could not run: uptls: TARGET=haproxy: unknown target" in md
+
+
+def test_fingerprint_leaves_out_scsvs_written_as_code_points():
+    """uptls-backend writes a suite OpenSSL cannot name as its code point:
+    the SCSVs (0x00FF, 0x5600) are signals, not TLS 1.2 suites, whichever
+    way they are written (the checks and the fingerprint share one table)."""
+    doc = _full("nginx")
+    for res in doc["scenarios"]:
+        for st in res["steps"]:
+            for c in st["observed"]["connections"]:
+                c["hello"]["ciphers"] = ["TLS_AES_256_GCM_SHA384", "0x00FF",
+                                         "ECDHE-RSA-AES128-GCM-SHA256", "0x5600", "0x1302"]
+    fp = compare.compare_docs([doc])["columns"][0]["fingerprint"]
+    assert fp["tls12_suites"] == ["ECDHE-RSA-AES128-GCM-SHA256"]
+    assert fp["tls13_suites"] == ["TLS_AES_256_GCM_SHA384", "0x1302"]
 
 
 # -- escaping -----------------------------------------------------------------------
@@ -269,10 +284,10 @@ def _parse(page):
 
 
 def test_hostile_strings_render_as_text_in_html():
-    page = compare.compare_html(compare.compare_docs([_hostile_doc()]))
+    page = compare_html.compare_html(compare.compare_docs([_hostile_doc()]))
     p = _parse(page)
     assert p.tags.count("script") == 1                      # ours, and only ours
-    assert "".join(p.script_text).strip() == compare.JS.strip()
+    assert "".join(p.script_text).strip() == compare_html.JS.strip()
     assert "img" not in p.tags
     text = "".join(p.text)
     assert HOSTILE in text                                  # shown, as text
@@ -284,7 +299,7 @@ def test_hostile_strings_render_as_text_in_html():
 
 def test_hostile_strings_stay_plain_text_in_markdown():
     d = _hostile_doc()
-    for md in (uptls_reports.markdown(d), compare.compare_markdown(compare.compare_docs([d])),
+    for md in (uptls_reports.markdown(d), compare_md.compare_markdown(compare.compare_docs([d])),
                diff.baseline_markdown(diff.diff_docs(_doc("nginx", []), d))):
         assert "<script" not in md and "<img" not in md and "<b>" not in md
         assert "&lt;script&gt;" in md
@@ -360,7 +375,7 @@ expect = { result = "accepted", client_cert = "server-hostile" }
 # -- compare.html is self-contained --------------------------------------------------
 
 def test_compare_html_is_self_contained():
-    page = compare.compare_html(compare.compare_docs(
+    page = compare_html.compare_html(compare.compare_docs(
         [_full("nginx"), _hostile_doc("reference")], errors=[("haproxy", "unknown target")]))
     p = _parse(page)
     for tag, attrs in p.attrs:
@@ -368,8 +383,8 @@ def test_compare_html_is_self_contained():
             v = attrs.get(k) or ""
             assert not re.match(r"\s*(https?:)?//", v), (tag, k, v)
     assert "link" not in p.tags and "iframe" not in p.tags and "img" not in p.tags
-    assert not re.search(r"@import|url\(", compare.CSS)
-    assert not re.search(r"https?://", compare.JS + compare.CSS)
+    assert not re.search(r"@import|url\(", compare_html.CSS)
+    assert not re.search(r"https?://", compare_html.JS + compare_html.CSS)
     assert 'src="' not in page.split("<script>")[1]    # the one script is inline
 
 

@@ -1,4 +1,5 @@
-"""The haproxy, apache and nginx-stream adapters over the whole catalogue.
+"""The haproxy, apache, nginx-stream, squid, squid-openssl and trafficserver
+adapters over the whole catalogue.
 
 Each target runs the catalogue once with its wrong-way variants
 (uptls.runner.run(..., variants=True)). Asserted per target:
@@ -18,9 +19,10 @@ import pytest
 
 from helpers import by_id, catalogue, pki, run_target
 from uptls import targets
+from uptls.plan import Unit, is_ip, slug
 from uptls.runner import Run
 
-TARGETS = ["haproxy", "apache", "nginx-stream"]
+TARGETS = ["haproxy", "apache", "nginx-stream", "squid", "squid-openssl", "trafficserver"]
 
 
 def _available(name):
@@ -85,7 +87,15 @@ def test_every_variant_of_a_supported_scenario_fails(doc):
     assert not bad, f"{target}: wrong-way variants that did not fail: {bad}"
 
 
-@pytest.mark.parametrize("name", PARAMS)
+# Targets whose catalogue run with variants is in test_discrimination.py
+# (they cannot express every setting) but whose own checker validates a
+# rendered config: caddy validate.
+RENDER_ONLY = [pytest.param(t, marks=pytest.mark.skipif(not _available(t),
+                                                        reason=f"{t} is not installed"))
+               for t in ["caddy"]]
+
+
+@pytest.mark.parametrize("name", PARAMS + RENDER_ONLY)
 def test_rendered_config_passes_the_targets_check(name):
     """The whole catalogue (variants included) in one config: the target's
     own checker (haproxy -c, apache2 -t, nginx -t) accepts it."""
@@ -99,14 +109,13 @@ def test_rendered_config_passes_the_targets_check(name):
         for j in jobs:
             for loc in j.scenario.locations:
                 # Rendering only: placeholder backend addresses, nothing started.
-                from uptls.runner import Unit, _is_ip, _slug
                 host = loc.upstream_host
-                direct = bool(host and _is_ip(host))
+                direct = bool(host and is_ip(host))
                 servers = [f"{host if direct else '127.0.0.1'}:{40000 + i}"
                            for i, _ in enumerate(loc.backends)]
-                block = None if direct else (host or f"{_slug(j.index)}-{loc.upstream}.uptls.invalid")
-                j.units[loc.name] = Unit(j.scenario.id, j.key, _slug(j.index), loc.name,
-                                         f"/u/{_slug(j.index)}/{loc.name}/", block,
+                block = None if direct else (host or f"{slug(j.index)}-{loc.upstream}.uptls.invalid")
+                j.units[loc.name] = Unit(j.scenario.id, j.key, slug(j.index), loc.name,
+                                         f"/u/{slug(j.index)}/{loc.name}/", block,
                                          servers[:1] if direct else servers, direct,
                                          dict(loc.settings), pki())
         units = [u for j in jobs for u in j.units.values()]

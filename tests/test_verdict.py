@@ -6,11 +6,14 @@ real proxy; these tests feed check_step the observations such a proxy
 would produce and assert the check fails, and the right way.
 """
 
-from uptls.verdict import check_step, summarize
+from uptls import verdict
+from uptls.checks import check_step
+from uptls.observe import summarize
+from uptls.results import About, Failure, Response, StepResult
 
 
 def _resp(status=200, backend="b1", complete=True, ms=10.0):
-    return {"status": status, "backend": backend, "complete": complete, "time_ms": ms}
+    return Response(status=status, backend=backend, complete=complete, time_ms=ms)
 
 
 def _conn(conn=1, ok=True, requests=1, resumed=False, sni=None, versions=("TLSv1.3",),
@@ -78,3 +81,38 @@ def test_session_carried_to_another_server():
     events = _conn(1, psk=True)
     assert kinds({"result": "accepted", "fresh_first_contact": True}, [_resp()], events) == \
         ["wrong-observation"]
+
+
+# -- from step results to a verdict (verdict.judge) ----------------------------------
+
+ABOUT = About("fam/x", "fam/x", "fam", "t", "high", "c", ("r",))
+
+
+def _step(i, *kinds):
+    return StepResult(i, "main", {}, {}, tuple(Failure(k, f"{k} at {i}") for k in kinds))
+
+
+def test_first_failing_step_decides_the_fail_kind():
+    res = verdict.judge(ABOUT, [_step(1), _step(2, "wrong-observation", "unexpected-accept")])
+    assert (res.verdict, res.fail_kind) == ("fail", "wrong-observation")
+    assert res.reason == "step 2: wrong-observation at 2; unexpected-accept at 2"
+
+
+def test_a_deviation_explains_only_its_own_failure():
+    dev = {"kind": "unexpected-accept", "reason": "why", "source": "doc", "step": 2}
+    steps = [_step(1), _step(2, "unexpected-accept")]
+    assert verdict.judge(ABOUT, steps, deviation=dev, deviation_listed=True).verdict == "deviation"
+    other = verdict.judge(ABOUT, [_step(1, "unexpected-accept")], deviation=dev,
+                          deviation_listed=True)
+    assert other.verdict == "fail" and "not the one it explains" in other.reason
+    wrong_kind = verdict.judge(ABOUT, [_step(1), _step(2, "wrong-observation")], deviation=dev)
+    assert wrong_kind.verdict == "fail"
+
+
+def test_a_listed_deviation_that_passes_is_stale_and_a_note_stays_a_note():
+    res = verdict.judge(ABOUT, [_step(1)], note="soft", deviation_listed=True)
+    assert res.verdict == "note" and res.stale_deviation
+    assert res.to_json()["stale_deviation"] is True
+    assert verdict.judge(ABOUT, [_step(1)]).verdict == "pass"
+    alerted = verdict.target_alert(verdict.judge(ABOUT, [_step(1)]), "[alert] x")
+    assert alerted.verdict == "error" and alerted.reason == "target log: [alert] x"

@@ -13,9 +13,10 @@ import threading
 
 import pytest
 
-from uptls import UptlsError, pki as pki_mod, scenario as sc_mod, targets
-from uptls.runner import SanityError, run, shard
+from uptls import SCENARIO_DIR, UptlsError, catalogue, pki as pki_mod, targets
+from uptls.runner import SANITY_ID, SanityError, run
 import uptls_reports
+from uptls_vocab import RESULTS_SCHEMA, Verdict
 
 
 def pytest_addoption(parser):
@@ -41,34 +42,40 @@ def _die(config, msg):
 
 def pytest_configure(config):
     o = config.option
-    # No earlier result may stand in for this run if it stops early.
-    for ext in ("json", "junit.xml", "md", "html", "baseline.md"):
-        try:
-            os.remove(os.path.join(o.report_dir, f"{o.target}.{ext}"))
-        except OSError:
-            pass
     try:
         config._uptls_target = targets.get(o.target, o.target_bin or None)
+        _remove_old_results(o.report_dir, o.target)
         config._uptls_target.find_binary()
+        # An exec: adapter names its target only now (describe).
+        _remove_old_results(o.report_dir, config._uptls_target.name)
         if o.deviations:
             config._uptls_target.deviations_file = os.path.abspath(o.deviations)
         config._uptls_target.deviations()  # a broken list stops the run here
         config._uptls_pki = pki_mod.build()
-        cat = sc_mod.load_catalogue(o.scenario_dir or sc_mod.SCENARIO_DIR,
+        cat = catalogue.load_catalogue(o.scenario_dir or SCENARIO_DIR,
                                     entities=config._uptls_pki.entities)
         if not o.scenario_dir:
             config._uptls_target.check_deviations([s.id for s in cat])
         # The sanity scenario runs first whatever SCENARIOS/SHARD select.
-        config._uptls_sanity = {s.id: s for s in cat if s.id == "sanity/plain-handshake"}
+        config._uptls_sanity = {s.id: s for s in cat if s.id == SANITY_ID}
         if o.scenarios:
-            cat = sc_mod.select(cat, o.scenarios)
+            cat = catalogue.select(cat, o.scenarios)
         if o.shard:
-            cat = shard(cat, o.shard)
+            cat = catalogue.shard(cat, o.shard)
     except UptlsError as e:
         _die(config, str(e))
     config._uptls_catalogue = {s.id: s for s in cat}
     config._uptls_doc = None
     config._uptls_baseline = _baseline_load(config)
+
+
+def _remove_old_results(report_dir, name):
+    """No earlier result may stand in for this run if it stops early."""
+    for ext in ("json", "junit.xml", "md", "html", "baseline.md"):
+        try:
+            os.remove(os.path.join(report_dir, f"{name}.{ext}"))
+        except OSError:
+            pass
 
 
 # -- BASELINE=file: what changed since an earlier result file ---------------------
@@ -83,8 +90,8 @@ def _baseline_load(config):
             doc = json.load(f)
     except (OSError, ValueError) as e:
         _die(config, f"BASELINE={path}: cannot read it: {e}")
-    if not isinstance(doc, dict) or doc.get("schema") != "uptls-results/1":
-        _die(config, f"BASELINE={path}: not a uptls result file (schema uptls-results/1)")
+    if not isinstance(doc, dict) or doc.get("schema") != RESULTS_SCHEMA:
+        _die(config, f"BASELINE={path}: not a uptls result file (schema {RESULTS_SCHEMA})")
     return doc
 
 
@@ -127,7 +134,7 @@ def results(request):
             if tr and capman:
                 with lock, capman.global_and_fixture_disabled():
                     tr.write_line(f"  {res['verdict']:<11} {res['id']}"
-                                  + ("" if res["verdict"] == "pass"
+                                  + ("" if res["verdict"] == Verdict.PASS
                                      else f"  -- {res['reason'][:160]}"))
         target = config._uptls_target
         if tr and capman:

@@ -7,8 +7,15 @@ the wire, and gives each scenario a verdict.
 """
 
 import os
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The result file's vocabulary (verdicts, fail kinds, TLS names) is the
+# package reports/uptls_vocab, shared with the report writers, which run
+# without the driver (see its docstring). A caller that put only harness/
+# on the path (soak/soak.py) finds it all the same.
+if os.path.join(ROOT, "reports") not in sys.path:
+    sys.path.append(os.path.join(ROOT, "reports"))
 # UPTLS_BIN_DIR: where uptls-certgen, uptls-backend and uptls-proxy are
 # taken from (make asan points it at the sanitizer builds, build/asan/bin);
 # UPTLS_PKI_OUT: where the PKI is built (so such a run keeps its own).

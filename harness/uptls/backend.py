@@ -22,13 +22,12 @@ import json
 import math
 import os
 import re
-import select
 import signal
 import subprocess
 import threading
 import time
 
-from . import BIN, UptlsError
+from . import BIN, UptlsError, proc
 
 START_TIMEOUT = 10.0
 START_TIMEOUT_PER_LISTENER = 0.1  # loading a certificate takes ~1 ms; valgrind is slower
@@ -53,14 +52,17 @@ class _Process:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None and self.proc.poll() is None:
+            proc.stop(self.proc, ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)), group=False)
+
+    def _start(self, argv):
+        """Start argv with stdout a pipe (its ready lines) and stderr to a file (a
+        pipe nobody drains could block a backend writing a long sanitizer
+        report at exit). No die-with-parent here: uptls-backend sets
+        PR_SET_PDEATHSIG itself, which fires when the *thread* that forked it
+        ends, so call from the main thread."""
+        self.proc = proc.start(argv, stdout=subprocess.PIPE, log=self.stderr_path,
+                               pdeathsig=False)
 
 
 class BackendProcess(_Process):
@@ -75,32 +77,20 @@ class BackendProcess(_Process):
         return self.spawn().wait_port()
 
     def spawn(self):
-        """Start the process. Call from the main thread: uptls-backend sets
-        PR_SET_PDEATHSIG, which fires when the *thread* that forked it ends."""
+        """Start the process (from the main thread: see _Process._start)."""
+        self.stderr_path = self.log_path + ".stderr"
         try:
-            # stderr to a file: a pipe nobody drains could block a backend
-            # writing a long sanitizer report at exit.
-            self.stderr_path = self.log_path + ".stderr"
-            with open(self.stderr_path, "wb") as err:
-                self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=err,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
+            self._start(self.argv)
         except OSError as e:
             raise UptlsError(f"backend {self.name}: cannot run {self.argv[0]}: {e.strerror}") \
                 from None
         return self
 
     def wait_port(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        line = b""
-        while time.monotonic() < deadline and not line.endswith(b"\n"):
-            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if r:
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                line += chunk
-            elif self.proc.poll() is not None:
-                break
+        try:
+            line = proc.first_line(self.proc, START_TIMEOUT)
+        except proc.ProcError:
+            line = b""
         try:
             msg = json.loads(line.decode().splitlines()[0])
             self.port = int(msg["port"])
@@ -230,18 +220,12 @@ class BackendGroup(_Process):
             return list(self._events.get(position, ()))
 
     def spawn(self):
-        """Start the process. Call from the main thread: uptls-backend sets
-        PR_SET_PDEATHSIG, which fires when the *thread* that forked it ends."""
+        """Start the process (from the main thread: see _Process._start)."""
         with open(self.path, "w") as f:
             for lst in self.listeners:
                 f.write(json.dumps({**lst.spec, "log": self.log_path}) + "\n")
         try:
-            # stderr to a file: a pipe nobody drains could block a backend
-            # writing a long sanitizer report at exit.
-            with open(self.stderr_path, "wb") as err:
-                self.proc = subprocess.Popen([self.exe, "--listeners", self.path],
-                                             stdout=subprocess.PIPE, stderr=err,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
+            self._start([self.exe, "--listeners", self.path])
         except OSError as e:
             raise GroupStartError(f"cannot run {self.exe}: {e.strerror}", {}) from None
         return self
@@ -251,19 +235,12 @@ class BackendGroup(_Process):
         deadline = time.monotonic() + START_TIMEOUT + \
             START_TIMEOUT_PER_LISTENER * len(self.listeners)
         buf, lines = b"", []
-        while time.monotonic() < deadline and not (lines and lines[-1].get("event") == "ready"):
-            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if r:
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                buf += chunk
-                *done, buf = buf.split(b"\n")
-                try:
-                    lines += [json.loads(x) for x in done if x.strip()]
-                except ValueError:
-                    break
-            elif self.proc.poll() is not None:
+        while not (lines and lines[-1].get("event") == "ready"):
+            try:
+                buf = proc.first_line(self.proc, max(0.0, deadline - time.monotonic()))
+                if buf.strip():
+                    lines.append(json.loads(buf))
+            except (proc.ProcError, ValueError):
                 break
         ports = {x.get("listener"): x.get("port") for x in lines if x.get("event") == "listening"}
         if not (lines and lines[-1].get("event") == "ready") or \

@@ -11,9 +11,11 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
-VERDICT_ORDER = ("fail", "error", "deviation", "note", "unsupported", "pass")
-MARK = {"pass": "✅ pass", "fail": "❌ fail", "deviation": "⚠️ deviation", "note": "📝 note",
-        "unsupported": "➖ unsupported", "error": "💥 error"}
+from uptls_vocab import BAD, WORST_FIRST, Verdict
+
+VERDICT_ORDER = WORST_FIRST
+MARK = {Verdict.PASS: "✅ pass", Verdict.FAIL: "❌ fail", Verdict.DEVIATION: "⚠️ deviation",
+        Verdict.NOTE: "📝 note", Verdict.UNSUPPORTED: "➖ unsupported", Verdict.ERROR: "💥 error"}
 
 
 def _atomic_write(path, text):
@@ -40,8 +42,8 @@ def write_all(doc, report_dir):
     _atomic_write(paths["json"], json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     _atomic_write(paths["junit"], junit(doc))
     _atomic_write(paths["md"], markdown(doc))
-    from . import compare
-    _atomic_write(paths["html"], compare.compare_html(
+    from . import compare, compare_html
+    _atomic_write(paths["html"], compare_html.compare_html(
         compare.compare_docs([doc]), title=f"uptls: {name} {doc['target'].get('version') or ''}"))
     return paths
 
@@ -88,8 +90,8 @@ def junit(doc):
     suite = ET.Element("testsuite", {
         "name": X(f"uptls.{doc['target']['name']}"),
         "tests": str(len(doc["scenarios"])),
-        "failures": str(s.get("fail", 0)), "errors": str(s.get("error", 0)),
-        "skipped": str(s.get("unsupported", 0)), "time": str(doc.get("duration_s", 0)),
+        "failures": str(s.get(Verdict.FAIL, 0)), "errors": str(s.get(Verdict.ERROR, 0)),
+        "skipped": str(s.get(Verdict.UNSUPPORTED, 0)), "time": str(doc.get("duration_s", 0)),
         "timestamp": X(doc.get("started", ""))})
     props = ET.SubElement(suite, "properties")
     for k, v in doc["target"].items():
@@ -98,14 +100,14 @@ def junit(doc):
         tc = ET.SubElement(suite, "testcase", {"classname": X(f"uptls.{res['family']}"),
                                                "name": X(res["id"])})
         v = res["verdict"]
-        if v == "fail":
+        if v == Verdict.FAIL:
             el = ET.SubElement(tc, "failure", {"message": X(res["reason"][:1000]),
                                                "type": X(res.get("fail_kind", "fail"))})
             el.text = X(_detail(res))
-        elif v == "error":
+        elif v == Verdict.ERROR:
             el = ET.SubElement(tc, "error", {"message": X(res["reason"][:1000]), "type": "error"})
             el.text = X(_detail(res))
-        elif v == "unsupported":
+        elif v == Verdict.UNSUPPORTED:
             ET.SubElement(tc, "skipped", {"message": X("unsupported: " + res["reason"][:1000])})
         else:
             ET.SubElement(tc, "system-out").text = X(f"{v}: {res['reason']}")
@@ -126,12 +128,13 @@ def md_escape(text):
 def markdown(doc):
     t, s = doc["target"], doc["summary"]
     lines = [f"# uptls: {md_escape(t['name'])} {md_escape(t.get('version', ''))}", "",
-             f"Binary {md_escape(t.get('binary'))}, {md_escape(t.get('openssl'))}; "
+             f"Binary {md_escape(t.get('binary'))}, "
+             f"{md_escape(t.get('tls_library') or t.get('openssl'))}; "
              f"started {doc.get('started')}, {doc.get('duration_s')} s.", "",
              "| " + " | ".join(VERDICT_ORDER) + " |",
              "|" + "---|" * len(VERDICT_ORDER),
              "| " + " | ".join(str(s.get(v, 0)) for v in VERDICT_ORDER) + " |", ""]
-    bad = [r for r in doc["scenarios"] if r["verdict"] in ("fail", "error")]
+    bad = [r for r in doc["scenarios"] if r["verdict"] in BAD]
     if bad:
         lines += ["## Failures", ""]
         for r in bad:

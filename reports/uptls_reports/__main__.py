@@ -13,19 +13,25 @@
         prints the baseline Markdown (what changed from OLD to NEW).
 
 Exit status of compare: 0 when every column ran and none has a fail or
-error, 1 otherwise, 2 when there was nothing to compare.
+error, 1 otherwise, 2 when there was nothing to compare. With --baseline
+OLD/compare.json: 1 only when a cell is fail/error and was not in OLD
+(compare.baseline.md lists them).
 """
 
 import argparse
+import glob
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 
-from . import compare, diff, write_all
+from uptls_vocab import BAD
+
+from . import compare, diff, gate, write_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -68,7 +74,9 @@ def run_target(name, binary, report_dir, make_args, timeout, subdir=None):
             p.communicate()
         return None, f"make conformance did not finish within {timeout} s"
     proc = subprocess.CompletedProcess(cmd, p.returncode, out_s, err_s)
-    path = os.path.join(out, f"{name}.json")
+    # The result file is named by the target: an exec: adapter names its own.
+    found = glob.glob(os.path.join(out, "*.json"))
+    path = found[0] if len(found) == 1 else os.path.join(out, f"{name}.json")
     took = time.monotonic() - t0
     if os.path.exists(path):
         print(f"uptls compare: {name}: exit {proc.returncode} in {took:.1f} s -> {path}", flush=True)
@@ -99,7 +107,8 @@ def cmd_compare(a):
     for spec in (a.targets or "").split():
         name, _, binary = spec.partition("=")
         seen[name] = seen.get(name, 0) + 1
-        subdir = name if seen[name] == 1 else f"{name}-{seen[name]}"
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", name)  # exec:path/to/adapter
+        subdir = base if seen[name] == 1 else f"{base}-{seen[name]}"
         path, why = run_target(name, binary, a.report_dir, a.make_arg, a.timeout, subdir)
         if path:
             tags[path] = subdir
@@ -132,7 +141,23 @@ def cmd_compare(a):
     print(f"  {len(m['disagreements'])} scenario(s) where targets disagree")
     for k, p in paths.items():
         print(f"  {k:5} {p}")
-    bad = any(c["status"] != "ok" or c["summary"].get("fail") or c["summary"].get("error")
+    if a.baseline:
+        # CI gate: only a cell that is fail/error now and was not in the
+        # baseline comparison fails the run (gate.py).
+        try:
+            base = gate.load(a.baseline)
+        except (OSError, ValueError) as e:
+            print(f"uptls compare: BASELINE={a.baseline}: cannot read it: {e}", file=sys.stderr)
+            return 2
+        new = gate.new_bad(m, base)
+        md = gate.markdown(new, a.baseline)
+        with open(os.path.join(a.report_dir, "compare.baseline.md"), "w", encoding="utf-8") as f:
+            f.write(md)
+        print(f"  {len(new)} new fail/error against {a.baseline}")
+        for label, sid, v, old in new:
+            print(f"    {label}: {sid}: {v} (baseline: {old or 'absent'})")
+        return 1 if new else 0
+    bad = any(c["status"] != "ok" or any(c["summary"].get(v) for v in BAD)
               for c in m["columns"])
     return 1 if bad else 0
 
@@ -165,6 +190,8 @@ def main(argv=None):
     c.add_argument("--make-arg", action="append", default=[],
                    help="extra VAR=value for make conformance (SCENARIOS=..., SHARD=...)")
     c.add_argument("--timeout", type=float, default=1800)
+    c.add_argument("--baseline", default="",
+                   help="an earlier compare.json: exit 1 only on a fail/error it did not have")
     r = sub.add_parser("render", help="JUnit/Markdown/HTML from one result file")
     r.add_argument("file")
     r.add_argument("--report-dir", default="")

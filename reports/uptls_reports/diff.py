@@ -5,9 +5,10 @@ one change record out. baseline_markdown() and baseline_lines() render it
 for <target>.baseline.md and the terminal summary.
 """
 
+from uptls_vocab import BAD, Verdict
+
 from . import MARK, md_escape
 
-BAD = ("fail", "error")
 # Observations compared per step: (label, connections it is read from, how).
 # Each is compared as the set of distinct values over the step's
 # connections, so a connection that opened and closed without a handshake,
@@ -66,7 +67,7 @@ def diff_docs(old, new):
               "importance": nr.get("importance")}
         if nv in BAD and ov not in BAD:
             d["new_bad"].append(ch)
-        if nv == "pass" and orr is not None and ov != "pass":
+        if nv == Verdict.PASS and orr is not None and ov != Verdict.PASS:
             d["new_pass"].append(ch)
         if orr is None:
             continue

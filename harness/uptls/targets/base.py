@@ -1,15 +1,15 @@
-"""What every target adapter provides, and the process handling they share."""
+"""What every target adapter provides, and the process handling they share
+(through uptls.proc: started in its own process group, dying with the
+harness, stopped by PID)."""
 
-import ctypes
 import os
 import signal
-import socket
-import subprocess
-import time
 import tomllib
 
-from .. import UptlsError
-from ..verdict import FAIL_KINDS
+from uptls_vocab import FailKind
+
+from .. import UptlsError, proc
+from ..proc import die_with_parent, free_port  # noqa: F401  (adapters import them from here)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -113,9 +113,9 @@ class Target:
                                      f"and source; one lacks '{key}'")
             # A "~wrongN" entry explains why a wrong-way variant cannot fail on
             # this target (read by tests/test_targets.py): it has no kind.
-            if "~wrong" not in d["scenario"] and d.get("kind") not in FAIL_KINDS:
+            if "~wrong" not in d["scenario"] and d.get("kind") not in tuple(FailKind):
                 raise UptlsError(f"{path}: deviation '{d['scenario']}': 'kind' must be one of "
-                                 f"{', '.join(FAIL_KINDS)} (the way the scenario fails), "
+                                 f"{', '.join(FailKind)} (the way the scenario fails), "
                                  f"not {d.get('kind')!r}")
             unknown = set(d) - {"scenario", "reason", "source", "kind", "step"}
             if unknown:
@@ -137,6 +137,27 @@ class Target:
             raise UptlsError(f"{where}: deviation(s) for unknown scenario id(s): "
                              f"{', '.join(sorted(bad))}")
 
+    def describe(self):
+        """This adapter in the shape of the adapter protocol's describe answer
+        (docs/adapter-protocol.md): built-in adapters and exec: adapters
+        declare themselves alike (tests validate both against the schema)."""
+        info = self.version_info()
+        protos, source = (self.documented_default_protocols()
+                          if hasattr(self, "documented_default_protocols") else (None, None))
+        out = {"protocol": "uptls-adapter/1", "name": self.name, "version": info["version"],
+               "binary": info["binary"],
+               "tls_library": info.get("tls_library") or info.get("openssl") or "?",
+               "detail": info.get("detail") or "",
+               "capabilities": dict(self.capabilities),
+               "routing": "port" if getattr(self, "routing", "path") == "port" else "path",
+               "refusal": "close" if getattr(self, "refusal_closes_connection", False)
+               else "status",
+               "unique_upstream_hosts": bool(getattr(self, "unique_upstream_hosts", False)),
+               "check": type(self).check_config is not Target.check_config}
+        if protos:
+            out["defaults"] = {"protocols": {"versions": list(protos), "source": source}}
+        return out
+
     # -- process handling shared by all -------------------------------------------
     def start(self, run_dir, units):
         self.run_dir = run_dir
@@ -155,15 +176,12 @@ class Target:
         return conf
 
     def _spawn(self):
-        out = open(os.path.join(self.run_dir, "target.stderr"), "ab")
+        # From the main thread: die-with-parent fires when the forking thread ends.
         try:
-            self.proc = subprocess.Popen(self.argv(self.conf_path), stdout=out, stderr=out,
-                                         stdin=subprocess.DEVNULL, cwd=self.run_dir,
-                                         start_new_session=True, preexec_fn=die_with_parent)
+            self.proc = proc.start(self.argv(self.conf_path), cwd=self.run_dir,
+                                   log=os.path.join(self.run_dir, "target.stderr"))
         except OSError as e:
             raise TargetStartError(f"cannot run {self.binary}: {e.strerror}") from None
-        finally:
-            out.close()
         self._wait_ready()
 
     def restart(self):
@@ -172,56 +190,24 @@ class Target:
         self._spawn()
 
     def _wait_ready(self, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise TargetStartError(f"{self.name} exited at start (status "
-                                       f"{self.proc.returncode}): {self.log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise TargetStartError(f"{self.name} did not listen on 127.0.0.1:{self.port} within "
-                               f"{timeout:.0f}s: {self.log_tail()}")
+        try:
+            proc.wait_port(self.port, self.proc, timeout)
+        except proc.ProcError as e:  # it exited, or did not listen in time
+            self.stop()
+            raise TargetStartError(f"{self.name} {e}: {self.log_tail()}") from None
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        """stop_signals in turn (QUIT, TERM, KILL), then KILL of the whole process group."""
-        if self.proc is None:
-            return
-        pgid = self.proc.pid
-        for sig, wait in self.stop_signals:
-            if self.proc.poll() is not None:
-                break
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-        # Workers left behind by a master that died: the group is ours alone.
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait()
+        """stop_signals in turn (QUIT, TERM, KILL), then KILL of the whole
+        process group (workers left behind by a master that died)."""
+        if self.proc is not None:
+            proc.stop(self.proc, self.stop_signals, group=True)
 
     def log_text(self):
-        parts = []
-        for path in (self.log_path, os.path.join(self.run_dir or "", "target.stderr")):
-            try:
-                with open(path, errors="replace") as f:
-                    parts.append(f.read())
-            except (OSError, TypeError):
-                pass
-        return "\n".join(parts)
+        paths = (self.log_path, os.path.join(self.run_dir or "", "target.stderr"))
+        return "\n".join(proc.log_text(p) for p in paths if p and os.path.exists(p))
 
     def log_tail(self, n=8):
         lines = [ln for ln in self.log_text().splitlines() if ln.strip()]
@@ -230,26 +216,6 @@ class Target:
     def alert_lines(self):
         return [ln for ln in self.log_text().splitlines()
                 if any(m in ln for m in self.log_alert_markers)]
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent():
-    """In the child before exec: SIGTERM when the harness dies, even by SIGKILL,
-    so no target outlives its run (Linux prctl; the forking thread must live
-    as long as the child, so targets are started from the main thread)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-
-
-def free_port():
-    """A port the kernel says is free now (the target binds it right after)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def find_executable(target_bin, name, hint, fallbacks=()):

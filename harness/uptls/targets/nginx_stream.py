@@ -40,6 +40,7 @@ class NginxStreamTarget(NginxTarget):
     name = "nginx-stream"
     capabilities = dict(NginxTarget.capabilities)
     refusal_closes_connection = True
+    routing = "port"   # each unit on its own listen port (render sets unit.port)
 
     def find_binary(self):
         super().find_binary()
