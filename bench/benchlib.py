@@ -1,16 +1,22 @@
 """Helpers of `make bench`: statistics, /proc accounting, processes we start.
 
-Every process the bench starts is recorded here by PID and stopped by PID
-(SIGTERM, then SIGKILL); nothing is ever signalled by name.
+Every process the bench starts is started, waited for and stopped through
+uptls.proc (harness/uptls/proc.py): by PID and its own process group
+(SIGTERM, then SIGKILL), never by name; it dies with the bench.
 """
 
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
+import sys
+import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "harness"))
+from uptls import proc  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -105,17 +111,18 @@ def vm_hwm_kib(pid):
 
 # -- processes --------------------------------------------------------------------------
 class Proc:
-    """A process the bench started (and its descendants, recorded by PID)."""
+    """A process the bench started (and its descendants, recorded by PID for
+    their CPU time); its own process group, stopped by proc.stop."""
 
     def __init__(self, argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=None):
         self.argv = argv
-        self.p = subprocess.Popen(argv, stdout=stdout, stderr=stderr, cwd=cwd,
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
+        self.p = proc.start(argv, stdout=stdout, stderr=stderr, cwd=cwd)
         self.pid = self.p.pid
         self.known = {self.pid}
 
     def pids(self):
-        """The process and every descendant (remembered, so stop() finds them)."""
+        """The process and every descendant (remembered, so pids() after an
+        exit still names them)."""
         if self.p.poll() is None:
             self.known.update(children_of(self.pid))
         return [p for p in sorted(self.known) if os.path.exists(f"/proc/{p}")]
@@ -124,24 +131,9 @@ class Proc:
         return self.p.poll() is None
 
     def stop(self, timeout=5.0):
-        self.pids()
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        # descendants that outlived their parent: by PID, only the ones we saw
-        deadline = time.monotonic() + 2.0
-        for pid in sorted(self.known - {self.pid}):
-            while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if os.path.exists(f"/proc/{pid}") and _zombie_or_ours(pid, self.known):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        """SIGTERM, SIGKILL after timeout; then SIGKILL to what is left of its
+        process group (workers whose master died)."""
+        proc.stop(self.p, signals=((signal.SIGTERM, timeout), (signal.SIGKILL, 3.0)))
 
     def stderr_text(self):
         if self.p.stderr and self.p.poll() is not None:
@@ -152,44 +144,26 @@ class Proc:
         return ""
 
 
-def _zombie_or_ours(pid, known):
-    """A PID still alive is signalled only if it is still a descendant we
-    recorded (its parent is one of ours or init, i.e. orphaned from ours)."""
-    try:
-        ppid = int(_stat_fields(pid)[1])
-    except (OSError, ValueError, IndexError):
-        return False
-    return ppid in known or ppid == 1
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def start_backend(bin_path, cert, key, log, name="bench", extra=()):
     """uptls-backend; returns (Proc, port)."""
     pr = Proc([bin_path, "--name", name, "--cert", cert, "--key", key,
                "--listen", "127.0.0.1", "--port", "0", "--log", log, *extra],
-              stdout=subprocess.PIPE)
-    line = pr.p.stdout.readline()
+              stdout=subprocess.PIPE)     # it dies with the bench: its own PR_SET_PDEATHSIG
     try:
-        port = int(json.loads(line)["port"])
-    except (ValueError, KeyError):
+        port = int(json.loads(proc.first_line(pr.p, timeout=10))["port"])
+    except (proc.ProcError, ValueError, KeyError) as e:
         pr.stop()
-        raise RuntimeError(f"uptls-backend did not start: {pr.stderr_text().strip() or line!r}")
+        raise RuntimeError(f"uptls-backend did not start: {pr.stderr_text().strip() or e}") \
+            from None
     return pr, port
 
 
 def wait_http(port, path="/", timeout=5.0):
     """(status, error) of one GET once the port accepts; status None on failure."""
     import http.client
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
+    last = ["no answer"]
+
+    def get():
         try:
             c = http.client.HTTPConnection("127.0.0.1", port,
                                            timeout=max(0.5, deadline - time.monotonic()))
@@ -197,14 +171,15 @@ def wait_http(port, path="/", timeout=5.0):
             r = c.getresponse()
             r.read()
             c.close()
-            return r.status, None
+            return r.status
         except ConnectionRefusedError:
-            last = "connection refused"
-            time.sleep(0.05)
+            last[0] = "connection refused"
         except (OSError, Exception) as e:  # timeouts, resets, bad status lines
-            last = f"{type(e).__name__}: {e}"
-            time.sleep(0.05)
-    return None, last
+            last[0] = f"{type(e).__name__}: {e}"
+        return None
+    deadline = time.monotonic() + timeout
+    status = proc.wait_until(get, timeout, interval=0.05)
+    return (status, None) if status else (None, last[0])
 
 
 def run_timed(argv, env=None, timeout=600, cwd=None, foreign=None):
@@ -213,11 +188,11 @@ def run_timed(argv, env=None, timeout=600, cwd=None, foreign=None):
     other processes of the machine kept busy meanwhile."""
     sys0 = system_busy_seconds()
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+    # group=False: in the bench's process group, so ^C reaches make and pytest too
+    p = proc.start(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                   group=False)
     out = []
 
-    import threading
     th = threading.Thread(target=lambda: out.append(p.stdout.read()), daemon=True)
     th.start()
     timer = threading.Timer(timeout, lambda: p.poll() is None and p.kill())

@@ -1,7 +1,7 @@
 # uptls-backend: owned by harness/. Defines $(BIN)/uptls-backend.
 #
 #   make bin/uptls-backend            the backend
-#   make backend-test                 its pytest suite (harness/backend/test_backend.py)
+#   make backend-test                 its pytest suites (harness/backend/test_backend*.py)
 #   make backend-asan                 the sanitizer build (SAN_FLAGS) in build/asan/
 #
 # BACKEND_OBJDIR lets a second build (sanitizers) keep its objects apart.
@@ -19,7 +19,7 @@ $(eval $(call c_objects,harness/backend,$(BACKEND_OBJDIR)))
 
 .PHONY: backend-test backend-asan
 backend-test: $(BIN)/uptls-backend
-	$(PYTHON) -m pytest -q harness/backend/test_backend.py
+	$(PYTHON) -m pytest -q harness/backend/test_backend*.py
 
 # The sanitizer build itself is soak/soak.mk's (make asan builds all three
 # programs the same way); this is its name for the backend alone.

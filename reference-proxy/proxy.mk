@@ -29,4 +29,4 @@ $(BIN)/uptls-proxy-asan: $(PROXY_ASAN_OBJS) | $(BIN)
 proxy-asan: $(BIN)/uptls-proxy-asan
 
 proxy-test: $(BIN)/uptls-proxy
-	$(PYTHON) -m pytest -q reference-proxy/test_proxy.py
+	$(PYTHON) -m pytest -q reference-proxy/test_proxy*.py

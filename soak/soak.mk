@@ -70,7 +70,7 @@ asan-run: asan-build
 	  UPTLS_PROXY_BIN=$(abspath $(ASAN_DIR)/bin/uptls-proxy) UPTLS_PROXY_FAST=1 \
 	  UPTLS_COMMON_SELFTEST=$(abspath $(ASAN_DIR)/bin/uc_selftest) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider harness/common/test_common.py fixtures/test_certgen.py \
-	  harness/backend/test_backend.py reference-proxy/test_proxy.py -k 'not valgrind' \
+	  harness/backend/test_backend*.py reference-proxy/test_proxy*.py -k 'not valgrind' \
 	  || { $(MAKE) --no-print-directory asan-check; exit 1; }
 	@$(MAKE) --no-print-directory asan-check
 

@@ -32,7 +32,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "harness"))
 
-from uptls import BIN, pki as pki_mod  # noqa: E402
+from uptls import BIN, pki as pki_mod, proc  # noqa: E402
 from uptls.backend import BackendProcess  # noqa: E402
 
 
@@ -41,14 +41,6 @@ def backend_argv(pki, name, port, bin_dir):
             "--cert", pki.path("server-a", "chain.pem"), "--key", pki.path("server-a", "key"),
             "--listen", "127.0.0.1", "--port", str(port), "--log", "/dev/null",
             "--idle-timeout", "30"]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def proc_fds(pid):
@@ -221,7 +213,7 @@ class Load:
                 self._close(c)
 
 
-def main(argv=None):
+def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=50000)
     ap.add_argument("--connections", type=int, default=200)
@@ -241,24 +233,14 @@ def main(argv=None):
     ap.add_argument("--bin-dir", default=BIN)
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--keep", action="store_true", help="keep the run folder (config, logs)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    pki = pki_mod.build()
-    tmp = tempfile.mkdtemp(prefix="uptls-soak.")
-    backends, proxy = [], None
-    t_start = time.monotonic()
-    deadline = t_start + args.max_seconds
-    fig = {"requests": args.requests, "connections": args.connections}
-    try:
-        ports = [free_port(), free_port()]
-        for i, port in enumerate(ports):
-            b = BackendProcess(f"b{i + 1}", backend_argv(pki, f"b{i + 1}", port, args.bin_dir),
-                               "/dev/null")
-            backends.append(b.start())
-        lport = free_port()
-        conf = os.path.join(tmp, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(f"""worker_processes 1;
+
+def proxy_conf(tmp, pki, ports, lport):
+    """uptls-proxy's configuration: /soak/ over a keepalive upstream group of
+    both backends, /fresh/ over the same without keepalive (a new TLS
+    connection per request, session resumed)."""
+    return f"""worker_processes 1;
 error_log {tmp}/error.log error;
 events {{ worker_connections 2048; }}
 http {{
@@ -296,97 +278,122 @@ http {{
         }}
     }}
 }}
-""")
+"""
+
+
+def start_backend(pki, i, port, bin_dir):
+    """uptls-backend b<i> on a fixed port (a restarted one takes its old port)."""
+    b = BackendProcess(f"b{i}", backend_argv(pki, f"b{i}", port, bin_dir), "/dev/null")
+    return b.start()
+
+
+def start_proxy(bin_dir, tmp, conf, lport):
+    """uptls-proxy in the foreground, ready on lport; returns it and its one worker's PID."""
+    proxy = proc.start([os.path.join(bin_dir, "uptls-proxy"), "-p", tmp, "-c", conf,
+                        "-g", "daemon off;"], stdout=subprocess.DEVNULL, log=f"{tmp}/stderr")
+    proxy.wait_port(lport, timeout=30)   # a valgrind wrapper starts slowly
+    workers = proc.wait_until(lambda: children(proxy.pid), timeout=10, interval=0.1) or []
+    assert len(workers) == 1, f"expected one worker, found {workers}"
+    return proxy, workers[0]
+
+
+def measure(worker):
+    return {"fds": proc_fds(worker), "rss_kb": proc_rss_kb(worker)}
+
+
+def warm_up(load, args, worker, deadline, fig):
+    """The warm-up load, then the worker's baseline; the counters start again."""
+    load.run(args.warmup, deadline)
+    time.sleep(0.5)
+    fig["warmup_counts"] = dict(load.counts)
+    fig["before"] = measure(worker)
+    load.counts, load.closed_no_response, load.closed_while_down = {}, 0, 0
+    load.connect_errors = 0
+
+
+def run_load(load, args, pki, ports, backends, worker, deadline, fig):
+    """The measured load; backend b2 killed at --kill-at and restarted at
+    --restart-at (fractions of the requests); the worker's peak fds/RSS
+    sampled every 1,000 responses."""
+    state = {"killed": None, "restarted": None}
+    kill_n, restart_n = int(args.requests * args.kill_at), int(args.requests * args.restart_at)
+    peak = {"fds": 0, "rss_kb": 0}
+
+    def progress(n):
+        if n % 1000 == 0:
+            peak["fds"] = max(peak["fds"], proc_fds(worker))
+            peak["rss_kb"] = max(peak["rss_kb"], proc_rss_kb(worker))
+        if args.no_kill:
+            return
+        if state["killed"] is None and n >= kill_n:
+            backends[1].proc.send_signal(signal.SIGKILL)   # our own child, by PID
+            backends[1].proc.wait()
+            state["killed"] = n
+            load.down = True
+        elif state["killed"] is not None and state["restarted"] is None and n >= restart_n:
+            backends[1] = start_backend(pki, 2, ports[1], args.bin_dir)
+            state["restarted"] = n
+            load.down = False
+
+    t0 = time.monotonic()
+    load.run(args.requests, deadline, progress)
+    fig["seconds"] = round(time.monotonic() - t0, 1)
+    fig["req_per_s"] = round(args.requests / fig["seconds"])
+    fig["counts"] = {str(k): v for k, v in sorted(load.counts.items())}
+    fig["closed_without_response"] = load.closed_no_response
+    fig["closed_while_backend_down"] = load.closed_while_down
+    fig["connect_errors"] = load.connect_errors
+    fig["killed_after"], fig["restarted_after"] = state["killed"], state["restarted"]
+    fig["peak"] = peak
+
+
+def count_proxy_log(tmp, fig):
+    """What the proxy saw of the kill: failed attempts it retried elsewhere."""
+    log = proc.log_text(f"{tmp}/error.log")
+    fig["proxy_errors_logged"] = log.count("[error]")
+    fig["proxy_alerts_logged"] = log.count("[alert]") + log.count("[emerg]")
+
+
+def soak(args, fig):
+    """Start the backends and the proxy, warm up, run the load, measure; stop
+    everything whatever happens. Fills fig."""
+    pki = pki_mod.build()
+    tmp = tempfile.mkdtemp(prefix="uptls-soak.")
+    backends, proxy = [], None
+    deadline = time.monotonic() + args.max_seconds
+    try:
+        ports = [proc.free_port(), proc.free_port()]
+        for i, port in enumerate(ports):
+            backends.append(start_backend(pki, i + 1, port, args.bin_dir))
+        lport = proc.free_port()
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(proxy_conf(tmp, pki, ports, lport))
         fig["proxy_log"] = f"{tmp}/error.log"
-        proxy = subprocess.Popen([os.path.join(args.bin_dir, "uptls-proxy"), "-p", tmp,
-                                  "-c", conf, "-g", "daemon off;"],
-                                 stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/stderr", "w"),
-                                 start_new_session=True)
-        for _ in range(600):
-            try:
-                socket.create_connection(("127.0.0.1", lport), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        workers = children(proxy.pid)
-        for _ in range(100):
-            if workers:
-                break
-            time.sleep(0.1)
-            workers = children(proxy.pid)
-        assert len(workers) == 1, f"expected one worker, found {workers}"
-        worker = workers[0]
-
+        proxy, worker = start_proxy(args.bin_dir, tmp, conf, lport)
         load = Load(lport, args.connections, fresh_every=args.fresh_every)
-        load.run(args.warmup, deadline)
-        time.sleep(0.5)
-        fig["warmup_counts"] = dict(load.counts)
-        fig["before"] = {"fds": proc_fds(worker), "rss_kb": proc_rss_kb(worker)}
-        load.counts, load.closed_no_response, load.closed_while_down = {}, 0, 0
-        load.connect_errors = 0
-
-        state = {"killed": None, "restarted": None}
-        kill_n, restart_n = int(args.requests * args.kill_at), int(args.requests * args.restart_at)
-        peak = {"fds": 0, "rss_kb": 0}
-
-        def progress(n):
-            if n % 1000 == 0:
-                peak["fds"] = max(peak["fds"], proc_fds(worker))
-                peak["rss_kb"] = max(peak["rss_kb"], proc_rss_kb(worker))
-            if args.no_kill:
-                return
-            if state["killed"] is None and n >= kill_n:
-                backends[1].proc.send_signal(signal.SIGKILL)   # our own child, by PID
-                backends[1].proc.wait()
-                state["killed"] = n
-                load.down = True
-            elif state["killed"] is not None and state["restarted"] is None and n >= restart_n:
-                backends[1] = BackendProcess("b2", backend_argv(pki, "b2", ports[1],
-                                                                args.bin_dir), "/dev/null")
-                backends[1].start()
-                state["restarted"] = n
-                load.down = False
-
-        t0 = time.monotonic()
-        load.run(args.requests, deadline, progress)
-        fig["seconds"] = round(time.monotonic() - t0, 1)
-        fig["req_per_s"] = round(args.requests / fig["seconds"])
-        fig["counts"] = {str(k): v for k, v in sorted(load.counts.items())}
-        fig["closed_without_response"] = load.closed_no_response
-        fig["closed_while_backend_down"] = load.closed_while_down
-        fig["connect_errors"] = load.connect_errors
-        fig["killed_after"], fig["restarted_after"] = state["killed"], state["restarted"]
-        fig["peak"] = peak
+        warm_up(load, args, worker, deadline, fig)
+        run_load(load, args, pki, ports, backends, worker, deadline, fig)
         # after the load: every client connection is closed; the proxy keeps
         # at most `keepalive` idle upstream connections, as at the baseline
         time.sleep(1.0)
-        fig["after"] = {"fds": proc_fds(worker), "rss_kb": proc_rss_kb(worker)}
+        fig["after"] = measure(worker)
         fig["proxy_up"] = proxy.poll() is None and children(proxy.pid) == [worker]
     finally:
-        if proxy is not None and proxy.poll() is None:
-            proxy.send_signal(signal.SIGTERM)
-            try:
-                proxy.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proxy.kill()
-                proxy.wait()
+        if proxy is not None:
+            proxy.stop(signals=((signal.SIGTERM, 10.0), (signal.SIGKILL, 3.0)))
         for b in backends:
             b.stop()
-        try:
-            with open(f"{tmp}/error.log", errors="replace") as f:
-                log = f.read()
-        except OSError:
-            log = ""
-        # what the proxy saw of the kill: failed attempts it retried elsewhere
-        fig["proxy_errors_logged"] = log.count("[error]")
-        fig["proxy_alerts_logged"] = log.count("[alert]") + log.count("[emerg]")
+        count_proxy_log(tmp, fig)
         if args.keep:
             print(f"soak: run folder kept: {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
             fig.pop("proxy_log", None)
-    fig["total_seconds"] = round(time.monotonic() - t_start, 1)
 
+
+def judge(fig, args):
+    """The checks of the module's docstring: a list of what did not hold."""
     problems = []
     bad = {k: v for k, v in fig["counts"].items() if k not in ("200", "502", "504")}
     if bad:
@@ -410,9 +417,11 @@ http {{
     if a["rss_kb"] > b["rss_kb"] + rss_tol and not args.no_resource_check:
         problems.append(f"RSS {b['rss_kb']} kB -> {a['rss_kb']} kB (tolerance {rss_tol:.0f} kB)")
     fig["rss_tolerance_kb"] = round(rss_tol)
-    fig["ok"] = not problems
-    fig["problems"] = problems
+    return problems
 
+
+def print_figures(fig, args, problems):
+    b, a = fig["before"], fig["after"]
     print(f"soak: {args.requests} requests on {args.connections} connections in "
           f"{fig['seconds']} s ({fig['req_per_s']} req/s); backend b2 killed after "
           f"{fig['killed_after']}, restarted after {fig['restarted_after']}")
@@ -427,6 +436,18 @@ http {{
     print(f"  worker RSS: {b['rss_kb']} kB before, {fig['peak']['rss_kb']} kB peak, "
           f"{a['rss_kb']} kB after (tolerance +{fig['rss_tolerance_kb']} kB)")
     print(f"  proxy up: {fig['proxy_up']}; " + ("OK" if fig["ok"] else "FAILED: " + "; ".join(problems)))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    t_start = time.monotonic()
+    fig = {"requests": args.requests, "connections": args.connections}
+    soak(args, fig)
+    fig["total_seconds"] = round(time.monotonic() - t_start, 1)
+    problems = judge(fig, args)
+    fig["ok"] = not problems
+    fig["problems"] = problems
+    print_figures(fig, args, problems)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(fig, f, indent=1)

@@ -470,10 +470,13 @@ class _Rows(html.parser.HTMLParser):
 @pytest.mark.skipif(_chromium() is None,
                     reason="chromium is not installed (apt-get install chromium; make deps does)")
 def test_compare_html_in_headless_chromium(tmp_path):
+    hostile = _hostile_doc("apache")
+    hostile["scenarios"][2]["consequence"] = HOSTILE + HOSTILE_MD   # in the findings section
+    hostile["invocation"] = {"target": HOSTILE, "target_bin": HOSTILE_MD}
     m = compare.compare_docs(
         [_full("nginx"), _full("reference", {"sni/absent": {"verdict": "fail"},
                                              "trust/unknown-root": {"verdict": "deviation"}}),
-         _hostile_doc("apache")],
+         hostile],
         errors=[("haproxy", "uptls: TARGET=haproxy: unknown target")])
     paths = compare.write_compare(m, str(tmp_path))
     page = os.path.abspath(paths["html"])
@@ -487,6 +490,13 @@ def test_compare_html_in_headless_chromium(tmp_path):
     assert p.rows and not any("hidden" in r for r in p.rows)
     assert dom.count("<script") == 1               # no hostile script element was created
     assert "&lt;script&gt;alert(\"x\")&lt;/script&gt;" in dom
+    assert "<img" not in dom
+    # the findings lead the page, one row each, the hostile consequence as text
+    assert dom.index('id="findings"') < dom.index('id="matrix"')
+    finding_rows = re.findall(r'<tr class="finding" data-id="([^"]+)"', dom)
+    assert finding_rows == [r["id"] for r in m["findings"]]
+    assert {"sni/absent", "trust/unknown-root", "hostile/error"} <= set(finding_rows)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in dom.split('id="findings"')[1]
 
     for query in ("?only=disagree", "#only=disagree"):
         dom = _dump_dom(page, query)
@@ -504,3 +514,202 @@ def test_compare_html_in_headless_chromium(tmp_path):
     flags = [r["data-disagree"] for r in p.rows]
     first = flags[:len(m["disagreements"])]
     assert first == ["1"] * len(first)            # disagreements brought to the top
+
+
+# -- findings first (#15) -------------------------------------------------------------
+
+from uptls_reports import findings as findings_mod  # noqa: E402
+
+
+def _finding_doc():
+    """Every verdict, importance and fail kind, out of order."""
+    def r(sid, verdict, importance, kind=None, **kw):
+        res = _result(sid, verdict="fail" if verdict in ("fail", "deviation") else verdict)
+        res.update(verdict=verdict, importance=importance, **kw)
+        res.pop("fail_kind", None)
+        if kind:
+            res["fail_kind"] = kind
+        return res
+    rs = [r("sanity/plain-handshake", "pass", "critical"),
+          r("zz/low-note", "note", "low", reason="a low note"),
+          r("name/med-refusal", "deviation", "medium", "unexpected-refusal",
+            deviation={"source": "name source", "reason": "r", "kind": "unexpected-refusal"}),
+          r("trust/crit-wrong", "fail", "critical", "wrong-observation"),
+          r("zz/high-note", "note", "high", reason="the note text",
+            consequence="a user of the high note gets this"),
+          r("session/crit-accept-dev", "deviation", "critical", "unexpected-accept",
+            consequence="the scenario's own sentence",
+            deviation={"source": "the source", "reason": "r", "kind": "unexpected-accept"}),
+          r("session/crit-accept-fail", "fail", "critical", "unexpected-accept"),
+          r("newfamily/high-accept", "fail", "high", "unexpected-accept"),
+          r("trust/unsupported", "unsupported", "critical"),
+          r("trust/error", "error", "critical"),
+          r("name/med-wrong", "fail", "medium", "wrong-observation")]
+    for i, res in enumerate(rs):
+        res["duration_s"] = round(0.5 + i * 0.25, 3)
+    return _doc("nginx", rs)
+
+
+FINDING_ORDER = ["session/crit-accept-fail", "session/crit-accept-dev", "trust/crit-wrong",
+                 "newfamily/high-accept", "zz/high-note", "name/med-refusal", "name/med-wrong",
+                 "zz/low-note"]
+
+
+def test_findings_order_is_importance_then_kind_notes_last_of_their_importance():
+    fs = findings_mod.findings(_finding_doc())
+    assert [f["id"] for f in fs] == FINDING_ORDER
+    by = {f["id"]: f for f in fs}
+    # where each consequence comes from: the scenario, the note, family x kind, kind alone
+    assert by["session/crit-accept-dev"]["consequence"] == "the scenario's own sentence"
+    assert by["zz/high-note"]["consequence"] == "a user of the high note gets this"
+    assert by["zz/low-note"]["consequence"] == "a low note"
+    assert by["session/crit-accept-fail"]["consequence"] == \
+        findings_mod.FAMILY_CONSEQUENCE[("session", "unexpected-accept")]
+    assert by["newfamily/high-accept"]["consequence"] == \
+        findings_mod.KIND_CONSEQUENCE["unexpected-accept"]
+    assert [by[i]["consequence_from"] for i in ("session/crit-accept-dev", "zz/low-note",
+                                                  "trust/crit-wrong", "newfamily/high-accept")] \
+        == ["scenario", "note", "family", "kind"]
+    assert by["session/crit-accept-dev"]["source"] == "the source"
+    assert by["trust/crit-wrong"]["source"] is None
+    assert by["name/med-wrong"]["repro"] == "make repro TARGET=nginx SCENARIO=name/med-wrong"
+
+
+def test_repro_command_repeats_the_runs_target_and_binary_quoted():
+    d = _finding_doc()
+    d["invocation"] = {"target": "exec:examples/adapters/nginx", "target_bin": "/opt/my nginx"}
+    f = findings_mod.findings(d)[0]
+    assert f["repro"] == ("make repro TARGET=exec:examples/adapters/nginx "
+                          "SCENARIO=session/crit-accept-fail 'TARGET_BIN=/opt/my nginx'")
+
+
+def test_reports_begin_with_the_findings_and_list_the_slowest(tmp_path):
+    d = _finding_doc()
+    paths = uptls_reports.write_all(d, str(tmp_path))
+    md = open(paths["md"], encoding="utf-8").read()
+    heads = [ln for ln in md.splitlines() if ln.startswith("#")]
+    assert heads[:2] == ["# uptls: nginx 1.0", "## Findings (8)"]
+    items = re.findall(r"^\d+\. \*\*(\S+)\*\*", md, re.M)
+    assert [i.replace("\\_", "_") for i in items] == FINDING_ORDER
+    slow = md.split("## Slowest 5 scenarios")[1].split("##")[0]
+    assert re.findall(r"^\| (\S+) \| ([\d.]+) \|", slow, re.M)[:2] == \
+        [("name/med-wrong", "3.00"), ("trust/error", "2.75")]
+    page = open(paths["html"], encoding="utf-8").read()
+    assert re.findall(r"<h2>([^<]*)</h2>", page)[0] == "Findings (8)"
+    assert re.findall(r'<tr class="finding" data-id="([^"]+)"', page) == FINDING_ORDER
+    # the targets table names the result file, never a placeholder
+    assert "&lt;doc" not in page and f'>{html.escape(paths["json"])}</div>' in page
+    root = ET.parse(paths["junit"]).getroot()
+    times = {tc.get("name"): tc.get("time") for tc in root.iter("testcase")}
+    assert times["name/med-wrong"] == "3.0" and times["sanity/plain-handshake"] == "0.5"
+    lines = findings_mod.findings_lines(d)
+    assert lines[0].startswith("uptls findings (8)") and FINDING_ORDER[0] in lines[1]
+    assert findings_mod.slowest_lines(d)[0].startswith("uptls slowest 5: name/med-wrong 3.00 s")
+
+
+def test_a_page_without_result_paths_names_no_file():
+    page = compare_html.compare_html(compare.compare_docs([_finding_doc()]))
+    assert "&lt;doc" not in page and "<doc" not in page
+    assert 'ran</td>' in page
+
+
+def test_compare_findings_side_by_side():
+    a = _finding_doc()
+    b = _full("haproxy", {"session/tls12-reuse": {"verdict": "deviation", "importance": "critical",
+                                                  "fail_kind": "unexpected-accept",
+                                                  "deviation": {"source": "haproxy src"}}})
+    b["scenarios"] += [copy.deepcopy(r) for r in a["scenarios"] if r["id"] == "name/med-refusal"]
+    b["scenarios"][-1]["deviation"]["source"] = "haproxy doc"
+    m = compare.compare_docs([a, b])
+    rows = m["findings"]
+    assert [r["id"] for r in rows][:3] == ["session/crit-accept-fail", "session/crit-accept-dev",
+                                           "session/tls12-reuse"]
+    row = next(r for r in rows if r["id"] == "name/med-refusal")
+    assert {x: (f["verdict"], f["source"]) for x, f in row["targets"].items()} == \
+        {"nginx": ("deviation", "name source"), "haproxy": ("deviation", "haproxy doc")}
+    assert next(r for r in rows if r["id"] == "trust/crit-wrong")["others"] == {"haproxy": "absent"}
+    assert json.loads(json.dumps(m))["findings"] == rows          # compare.json holds them
+    md = compare_md.compare_markdown(m)
+    assert md.index("## Findings (9)") < md.index("| target | version")
+    assert "haproxy**: medium · unexpected-refusal · deviation; source: haproxy doc" in md
+    page = compare_html.compare_html(m)
+    assert page.index("<h2>Findings (9)</h2>") < page.index("<h2>Targets</h2>")
+
+
+def test_hostile_consequence_source_and_target_in_the_findings(tmp_path):
+    d = _hostile_doc()
+    d["invocation"] = {"target": HOSTILE, "target_bin": HOSTILE_MD + CTRL}
+    d["scenarios"][2].update(consequence=HOSTILE_MD + CTRL, verdict="deviation",
+                             deviation={"source": HOSTILE + CTRL, "reason": HOSTILE})
+    d["summary"] = {**d["summary"], "fail": 0, "deviation": 1}
+    paths = uptls_reports.write_all(d, str(tmp_path))
+    md = open(paths["md"], encoding="utf-8").read()
+    section = md.split("## Findings")[1].split("Binary ")[0]
+    assert "hostile/error" in section and "&lt;script&gt;" in section
+    assert "<script" not in section and "<img" not in section and "\\`code\\`" in section
+    assert not re.search(r"(?<!\\)\]\(javascript", section)
+    page = open(paths["html"], encoding="utf-8").read()
+    p = _parse(page)
+    assert p.tags.count("script") == 1 and "img" not in p.tags
+    found = page.split('<section id="findings">')[1].split("</section>")[0]
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in found      # source, target
+    assert "&lt;img src=x onerror=alert(1)&gt;" in found                      # consequence
+    for text in findings_mod.findings_lines(d):
+        assert "\x1b" not in text and "\x00" not in text
+    cmd = findings_mod.findings(d)[0]["repro"]
+    assert cmd.startswith("make repro 'TARGET=<script>")                       # shell-quoted
+
+
+def test_note_consequence_needs_a_note(tmp_path):
+    from uptls import UptlsError, catalogue as cat_mod
+    p = tmp_path / "fam" / "a.toml"
+    p.parent.mkdir()
+    p.write_text('title = "t"\nimportance = "low"\nchecks = "c"\nrefs = ["r"]\n'
+                 'note_consequence = "n"\nconsequence = "c"\n[proxy]\nverify = false\n'
+                 '[[backend]]\nname = "b1"\ncertificate = "server-a"\n'
+                 '[[step]]\nexpect = { result = "accepted" }\n')
+    with pytest.raises(UptlsError, match="note_consequence without a note"):
+        cat_mod.load_catalogue(str(tmp_path))
+    p.write_text(p.read_text().replace('note_consequence = "n"\n', ""))
+    assert cat_mod.load_catalogue(str(tmp_path))[0].consequence == "c"
+
+
+NGINX_FINDINGS = ["session/locations-do-not-share-verification",
+                  "session/locations-do-not-share-client-identity",
+                  "session/no-session-from-failed-verification-tls12",
+                  "seed-example/as-written",
+                  "name/ip-upstream-ip-san-accepted",
+                  "session/locations-do-not-share-server-name",
+                  "trust/verify-off-accepts-untrusted",
+                  "name/cn-only-certificate",
+                  "protocol/legacy-without-seclevel-refused"]
+
+
+def test_make_conformance_nginx_reports_begin_with_its_findings(tmp_path):
+    """The done-when of #15: nginx.md and nginx.html begin with the five nginx
+    deviations and four notes, most important first (these scenarios and a
+    few that pass, so a scenario other branches add cannot move the list)."""
+    r = _make("conformance", "TARGET=nginx", f"REPORT_DIR={tmp_path}",
+              "SCENARIOS=" + ",".join(NGINX_FINDINGS + ["sni/default-off", "name/san-match-accepted"]))
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads((tmp_path / "nginx.json").read_text())
+    assert all(isinstance(s["duration_s"], float) for s in doc["scenarios"])
+    by = {s["id"]: s for s in doc["scenarios"]}
+    assert [by[i]["verdict"] for i in NGINX_FINDINGS] == ["deviation"] * 3 + ["note"] + \
+        ["deviation"] * 2 + ["note"] * 3
+    assert "CA restriction can be bypassed" in by[NGINX_FINDINGS[0]]["consequence"]
+    assert "consequence" not in by["name/san-match-accepted"]
+    md = (tmp_path / "nginx.md").read_text()
+    assert md.splitlines()[2] == "## Findings (9)"
+    assert [i.replace("\\_", "_") for i in re.findall(r"^\d+\. \*\*(\S+)\*\*", md, re.M)] \
+        == NGINX_FINDINGS
+    assert "`make repro TARGET=nginx SCENARIO=session/locations-do-not-share-verification`" in md
+    page = (tmp_path / "nginx.html").read_text()
+    assert re.findall(r"<h2>([^<]*)</h2>", page)[0] == "Findings (9)"
+    assert re.findall(r'<tr class="finding" data-id="([^"]+)"', page) == NGINX_FINDINGS
+    assert f'>{tmp_path / "nginx.json"}</div>' in page
+    junit = ET.parse(tmp_path / "nginx.junit.xml").getroot()
+    assert all(float(tc.get("time")) > 0 for tc in junit.iter("testcase"))
+    out = r.stdout
+    assert out.index("uptls findings (9)") < out.index("uptls nginx ")   # the summary's first
+    assert "uptls slowest 5:" in out

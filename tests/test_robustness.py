@@ -5,9 +5,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
-from uptls import targets
+from uptls import proc, targets
 from uptls.runner import run
 from helpers import ROOT, by_id, catalogue, pki
 
@@ -26,7 +25,7 @@ def _procs_mentioning(text):
     return out
 
 
-def test_target_killed_mid_run_gives_error_and_the_rest_still_run():
+def test_target_killed_mid_run_gives_error_and_the_rest_still_run(tmp_path):
     t = targets.get("nginx")
     scenarios = list(catalogue())
     killed = []
@@ -38,7 +37,8 @@ def test_target_killed_mid_run_gives_error_and_the_rest_still_run():
             os.killpg(t.proc.pid, signal.SIGKILL)
             t.proc.wait()
 
-    doc = run(t, scenarios, pki(), progress=progress)
+    # run_root: its processes are told from other runs on the machine by path
+    doc = run(t, scenarios, pki(), progress=progress, run_root=str(tmp_path))
     res = by_id(doc)
     assert killed
     assert len(res) == len(scenarios)
@@ -51,7 +51,7 @@ def test_target_killed_mid_run_gives_error_and_the_rest_still_run():
     for r in res.values():
         if r["verdict"] == "error":
             assert "target" in r["reason"]
-    assert not _procs_mentioning("uptls-nginx-")
+    assert not _procs_mentioning(f"{tmp_path}/uptls-nginx-")
 
 
 def test_killed_harness_leaves_no_process(tmp_path):
@@ -65,16 +65,17 @@ def test_killed_harness_leaves_no_process(tmp_path):
         "def progress(res):\n"
         "    print('started', flush=True); time.sleep(60)\n"
         f"run(t, list(catalogue()), pki(), progress=progress, run_root={str(tmp_path)!r})\n")
-    p = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL)
-    assert p.stdout.readline().strip() == b"started"
-    assert _procs_mentioning("uptls-nginx-"), "the run should have processes up by now"
-    p.kill()
-    p.wait()
-    deadline = time.monotonic() + 5
-    while _procs_mentioning("uptls-nginx-") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _procs_mentioning("uptls-nginx-")
+    # group=False: in our process group, as a harness run from a shell; only
+    # the run's own die-with-parent may end what it started.
+    with proc.start([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL, group=False) as p:
+        assert p.first_line(timeout=300).strip() == b"started"
+        assert _procs_mentioning(f"{tmp_path}/uptls-nginx-"), \
+            "the run should have processes up by now"
+        p.kill()
+        p.wait()
+    proc.wait_until(lambda: not _procs_mentioning(f"{tmp_path}/uptls-nginx-"), timeout=5)
+    assert not _procs_mentioning(f"{tmp_path}/uptls-nginx-")
 
 
 def test_two_runs_at_once_do_not_collide():

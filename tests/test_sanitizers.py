@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from uptls import proc
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
@@ -191,22 +192,17 @@ def test_valgrind_10000_requests_through_the_proxy():
 
 
 def _proxy_run(proxy_bin, tmp_path, server_block):
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = proc.free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_text(f"error_log {tmp_path}/error.log info;\nevents {{}}\nhttp {{ server {{ "
                     f"listen 127.0.0.1:{port}; {server_block} }} }}\n")
-    p = subprocess.Popen([str(proxy_bin), "-p", str(tmp_path), "-c", str(conf),
-                          "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    p = proc.start([str(proxy_bin), "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"],
+                   stdout=subprocess.DEVNULL, log=tmp_path / "proxy.stderr")
+    try:
+        p.wait_port(port, timeout=5)
+    except proc.ProcError:
+        p.stop()
+        raise
     return p, port
 
 
@@ -223,11 +219,6 @@ def _exchange(port, data):
     return out
 
 
-def _stop(p):
-    p.terminate()
-    p.wait(timeout=10)
-
-
 @pytest.mark.parametrize("request_bytes", [
     b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\rInjected: 1\r\n\r\n",     # bare CR in a field
     b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n",              # NUL in a field
@@ -242,7 +233,7 @@ def test_request_with_bare_cr_or_nul_is_refused(proxy_bin, tmp_path, request_byt
         assert _exchange(port, request_bytes).startswith(b"HTTP/1.1 400 "), request_bytes
         assert _exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").startswith(b"HTTP/1.1 200 ")
     finally:
-        _stop(p)
+        p.stop()
 
 
 @pytest.mark.parametrize("response_bytes", [
@@ -280,7 +271,7 @@ def test_response_with_bare_cr_or_nul_is_a_502(proxy_bin, tmp_path, response_byt
         assert out.startswith(b"HTTP/1.1 502 "), out
         assert b"Set-Cookie" not in out and b"X-A" not in out, out
     finally:
-        _stop(p)
+        p.stop()
         t.join(5)
         srv.close()
     assert "upstream sent invalid header" in (tmp_path / "error.log").read_text()

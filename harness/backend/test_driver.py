@@ -4,7 +4,7 @@ run's backends are packed into a few processes, and that a bad listener or a
 dead process stays the problem of the scenarios it belongs to.
 
 Run: /usr/bin/python3 -m pytest harness/backend/test_driver.py
-(UPTLS_BACKEND_BIN selects the build, as for test_backend.py.)
+(UPTLS_BACKEND_BIN selects the build, as for test_backend_*.py.)
 """
 
 import dataclasses
@@ -12,28 +12,24 @@ import os
 import signal
 import socket
 import ssl
-import subprocess
 import sys
-import time
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE)))  # harness/, for uptls
 
-from uptls import backend as driver  # noqa: E402
+from uptls import backend as driver, proc  # noqa: E402
+from testpki import Pki  # noqa: E402
 
 BIN = os.environ.get("UPTLS_BACKEND_BIN")
 
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
-    d = tmp_path_factory.mktemp("drv-pki")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "key.pem",
-                    "-out", "chain.pem", "-subj", "/CN=backend.test", "-days", "2"],
-                   cwd=d, check=True, capture_output=True)
-    return str(d / "chain.pem"), str(d / "key.pem")
+    p = Pki(tmp_path_factory.mktemp("drv-pki"))
+    p.leaf("backend", subject="/CN=backend.test", san="DNS:backend.test")
+    return str(p.path("backend", "chain.pem")), str(p.path("backend", "key"))
 
 
 def spec(cert, folder, owner, name, **extra):
@@ -54,12 +50,12 @@ def request(port, path):
 
 
 def wait_events(lst, kind, count=1, timeout=5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def enough():
         evs = [e for e in lst.events() if e["event"] == kind]
-        if len(evs) >= count:
-            return evs
-        time.sleep(0.02)
+        return evs if len(evs) >= count else None
+    evs = proc.wait_until(enough, timeout)
+    if evs is not None:
+        return evs
     raise AssertionError(f"{lst.name}: no {kind}: {lst.events()}")
 
 

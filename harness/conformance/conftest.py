@@ -154,6 +154,9 @@ def results(request):
             doc["gate"] = [{k: r[k] for k in ("id", "verdict", "reason")} for r in gates]
             for r in gates:
                 doc["summary"][r["verdict"]] -= 1
+        # How this run was asked for: the reports' `make repro` commands repeat it.
+        doc["invocation"] = {"target": config.option.target,
+                             "target_bin": config.option.target_bin or None}
         paths = uptls_reports.write_all(doc, config.option.report_dir)
         _baseline_report(config, doc, paths)
         config._uptls_doc = doc
@@ -165,10 +168,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     doc = getattr(config, "_uptls_doc", None)
     if not doc:
         return
+    from uptls_reports.findings import findings_lines, slowest_lines
+    # Findings first: every fail, deviation and note, most important first.
+    for line in findings_lines(doc):
+        terminalreporter.write_line(line)
     s = doc["summary"]
     terminalreporter.write_line(
         f"uptls {doc['target']['name']} {doc['target']['version']}: " +
         ", ".join(f"{v} {s[v]}" for v in s) + f" in {doc['duration_s']} s")
+    for line in slowest_lines(doc):
+        terminalreporter.write_line(line)
     for kind, path in config._uptls_paths.items():
         terminalreporter.write_line(f"  {kind:5} {path}")
     if doc.get("run_dir"):

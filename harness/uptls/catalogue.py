@@ -112,6 +112,9 @@ def load_file(path, root=SCENARIO_DIR, entities=None):
         if cap not in EXTRA_CAPABILITIES and cap not in PROXY_SETTINGS:
             errors.append(f"{_where(path)}: requires: unknown capability '{cap}' (known: "
                           f"{', '.join(sorted(set(EXTRA_CAPABILITIES) | set(PROXY_SETTINGS)))})")
+    if "note_consequence" in data and "note" not in data:
+        errors.append(f"{_where(path)}: note_consequence without a note (it says what a user "
+                      "gets when the note holds)")
     if errors:
         raise UptlsError("\n".join(errors))
 
@@ -232,7 +235,8 @@ def load_file(path, root=SCENARIO_DIR, entities=None):
         importance=data["importance"], checks=data["checks"], refs=tuple(data["refs"]),
         requires=tuple(data.get("requires", [])), note=data.get("note"),
         locations=tuple(locations), backends=tuple(backends), steps=tuple(steps),
-        wrong=tuple(wrong))
+        wrong=tuple(wrong), consequence=data.get("consequence"),
+        note_consequence=data.get("note_consequence"))
 
 
 def load_catalogue(root=SCENARIO_DIR, pattern=None, entities=None):

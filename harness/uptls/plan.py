@@ -108,7 +108,8 @@ def about(job, conf, target):
     """What the job's result says about it, its part of the rendered config included."""
     sc = job.scenario
     return About(job.key, sc.id, sc.family, sc.title, sc.importance, sc.checks, tuple(sc.refs),
-                 job.variant, excerpt(job, conf, target) if job.units else None)
+                 job.variant, excerpt(job, conf, target) if job.units else None,
+                 getattr(sc, "consequence", None), getattr(sc, "note_consequence", None))
 
 
 def excerpt(job, conf, target):

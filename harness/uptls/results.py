@@ -80,6 +80,8 @@ class About:
     refs: tuple
     variant: str | None = None          # the variant's `why`
     config_excerpt: str | None = None   # the part of the rendered config that is its own
+    consequence: str | None = None      # the scenario's: what a fail/deviation gives away
+    note_consequence: str | None = None  # the scenario's: what its note means for a user
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +93,7 @@ class ScenarioResult:
     fail_kind: FailKind | None = None
     deviation: dict | None = None   # the listed deviation that explains the fail
     stale_deviation: bool = False   # listed as a deviation, yet it passes
+    duration_s: float | None = None  # wall time of the scenario's own steps (runner.py)
 
     @property
     def id(self):
@@ -113,6 +116,15 @@ class ScenarioResult:
             out["deviation"] = self.deviation
         if self.stale_deviation:
             out["stale_deviation"] = True
+        # The consequence that fits the verdict: a finding's first sentence
+        # in the reports (uptls_reports.findings), which fall back to a
+        # sentence per family and fail kind when the scenario has none.
+        said = {Verdict.FAIL: a.consequence, Verdict.DEVIATION: a.consequence,
+                Verdict.NOTE: a.note_consequence}.get(self.verdict)
+        if said:
+            out["consequence"] = said
+        if self.duration_s is not None:
+            out["duration_s"] = self.duration_s
         return out
 
 

@@ -25,6 +25,7 @@ folder, removed at the end unless keep=True.
 """
 
 import concurrent.futures as cf
+import dataclasses
 import datetime
 import os
 import shutil
@@ -178,6 +179,7 @@ class Run:
             return True
 
     def _run_job(self, job):
+        t0 = time.monotonic()
         try:
             if not self._ensure_target():
                 result = verdict.error(self._about(job), "the target crashed repeatedly and "
@@ -186,7 +188,9 @@ class Run:
                 result = self._evaluate(job)
         except Exception as e:  # a harness bug must not take the other scenarios down
             result = verdict.error(self._about(job), f"harness error: {type(e).__name__}: {e}")
-        self._done(job, result)
+        # Wall time of this scenario's steps, side by side with the others
+        # (WORKERS at a time): what makes a run slow, not a benchmark.
+        self._done(job, dataclasses.replace(result, duration_s=round(time.monotonic() - t0, 3)))
 
     def _evaluate(self, job):
         """Run the job's steps in order; its ScenarioResult."""

@@ -8,7 +8,7 @@ scenario_help.py writes them all into scenarios/README.md.
 
 Shape:
 
-    title, importance, checks, refs, requires, note
+    title, importance, checks, refs, requires, note, consequence, note_consequence
     [proxy]          the upstream-TLS settings of the one location
     [[location]]     extra locations (name, upstream, backends + settings)
     [[backend]]      mock upstream servers
@@ -96,6 +96,10 @@ TOP_KEYS = {
     "refs": (list, "documented semantics the expectations rest on"),
     "requires": (list, "extra capabilities beyond the settings used"),
     "note": (str, "a soft expectation: when it holds the verdict is 'note', with this text"),
+    "consequence": (str, "one sentence: what an attacker or a user gets when the expectation "
+                         "does not hold (a fail or deviation); reports lead with it (default: "
+                         "a sentence for the family and the way it failed)"),
+    "note_consequence": (str, "one sentence: what a user gets when the `note` holds"),
     "proxy": (dict, "the upstream-TLS settings of the main location"),
     "location": (list, "extra locations"),
     "backend": (list, "mock upstream servers"),
@@ -162,6 +166,8 @@ class Scenario:
     backends: tuple
     steps: tuple
     wrong: tuple
+    consequence: str | None = None       # what a fail/deviation gives an attacker or a user
+    note_consequence: str | None = None  # what a user gets when the note holds
 
     def capabilities(self):
         """Every abstract setting and extra capability the scenario needs."""

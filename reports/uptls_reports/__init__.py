@@ -43,8 +43,10 @@ def write_all(doc, report_dir):
     _atomic_write(paths["junit"], junit(doc))
     _atomic_write(paths["md"], markdown(doc))
     from . import compare, compare_html
+    # The targets table names the result file this page was drawn from.
     _atomic_write(paths["html"], compare_html.compare_html(
-        compare.compare_docs([doc]), title=f"uptls: {name} {doc['target'].get('version') or ''}"))
+        compare.compare_docs([doc], paths=[paths["json"]]),
+        title=f"uptls: {name} {doc['target'].get('version') or ''}"))
     return paths
 
 
@@ -98,7 +100,8 @@ def junit(doc):
         ET.SubElement(props, "property", {"name": X(f"target.{k}"), "value": X(v)})
     for res in doc["scenarios"]:
         tc = ET.SubElement(suite, "testcase", {"classname": X(f"uptls.{res['family']}"),
-                                               "name": X(res["id"])})
+                                               "name": X(res["id"]),
+                                               "time": str(res.get("duration_s") or 0)})
         v = res["verdict"]
         if v == Verdict.FAIL:
             el = ET.SubElement(tc, "failure", {"message": X(res["reason"][:1000]),
@@ -126,14 +129,19 @@ def md_escape(text):
 
 
 def markdown(doc):
+    """<target>.md: the findings first, then the counts, the slowest
+    scenarios, failures and errors, and every scenario (collapsed)."""
+    from .findings import findings_md, slowest_md  # they import md_escape from here
     t, s = doc["target"], doc["summary"]
-    lines = [f"# uptls: {md_escape(t['name'])} {md_escape(t.get('version', ''))}", "",
-             f"Binary {md_escape(t.get('binary'))}, "
-             f"{md_escape(t.get('tls_library') or t.get('openssl'))}; "
+    lines = [f"# uptls: {md_escape(t['name'])} {md_escape(t.get('version', ''))}", ""]
+    lines += findings_md(doc)
+    lines += [f"Binary {md_escape(t.get('binary'))}, "
+              f"{md_escape(t.get('tls_library') or t.get('openssl'))}; "
              f"started {doc.get('started')}, {doc.get('duration_s')} s.", "",
              "| " + " | ".join(VERDICT_ORDER) + " |",
              "|" + "---|" * len(VERDICT_ORDER),
              "| " + " | ".join(str(s.get(v, 0)) for v in VERDICT_ORDER) + " |", ""]
+    lines += slowest_md(doc)
     bad = [r for r in doc["scenarios"] if r["verdict"] in BAD]
     if bad:
         lines += ["## Failures", ""]

@@ -138,7 +138,8 @@ def cmd_compare(a):
             print(f"  {'':<16} note: {n}")
     for n in notes:
         print(f"  note: {n}")
-    print(f"  {len(m['disagreements'])} scenario(s) where targets disagree")
+    print(f"  {len(m['disagreements'])} scenario(s) where targets disagree, "
+          f"{len(m['findings'])} finding(s) (listed first in compare.md and compare.html)")
     for k, p in paths.items():
         print(f"  {k:5} {p}")
     if a.baseline:

@@ -4,7 +4,8 @@
     merge(loaded)        -> columns: one per target (name + faults, version, OpenSSL);
                             shards of one target merge into one column, overlaps noted
     model(columns)       -> the comparison (what compare.json holds): rows of
-                            scenarios x columns, disagreements, fingerprints
+                            scenarios x columns, disagreements, fingerprints,
+                            and the findings side by side (findings.compare_findings)
     write_compare(m, dir) -> compare.json, and compare.md and compare.html as
                             compare_md.compare_markdown(m) and
                             compare_html.compare_html(m) draw them
@@ -89,24 +90,27 @@ def merge(loaded, tags=None):
         first = members[0][1]
         col = {"label": key[0], "tag": key[3], "status": "ok",
                "target": dict(first.get("target") or {}),
+               # how the run was asked for (TARGET=, TARGET_BIN=): the repro command's
+               "invocation": first.get("invocation"),
                "target_detail": first.get("target_detail"), "files": [],
                "started": min(str(d.get("started", "")) for _, d in members),
                "duration_s": round(sum(float(d.get("duration_s") or 0) for _, d in members), 2),
                "scenarios": {}, "notes": [], "overlaps": [], "target_alerts": []}
         origin = {}
         for path, doc in members:
-            col["files"].append(path)
+            if path:
+                col["files"].append(path)
             col["target_alerts"] += list(doc.get("target_alerts") or [])
             for res in doc.get("scenarios") or []:
                 rid = res.get("id")
                 if rid in col["scenarios"]:
                     prev = col["scenarios"][rid]
-                    ov = {"id": rid, "kept": origin[rid], "dropped": path,
+                    ov = {"id": rid, "kept": origin[rid], "dropped": path or "(unnamed)",
                           "kept_verdict": prev.get("verdict"), "dropped_verdict": res.get("verdict")}
                     col["overlaps"].append(ov)
                     continue
                 col["scenarios"][rid] = res
-                origin[rid] = path
+                origin[rid] = path or "(unnamed)"
         if len(members) > 1:
             col["notes"].append(f"merged from {len(members)} result files "
                                 f"({len(col['scenarios'])} scenarios)")
@@ -234,15 +238,21 @@ def model(columns, notes=()):
     for col in columns:
         c = {k: v for k, v in col.items() if k != "scenarios"}
         cols_out.append(c)
-    return {"schema": SCHEMA,
-            "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "columns": cols_out, "notes": list(notes), "rows": out_rows,
-            "disagreements": [r["id"] for r in out_rows if r["disagree"]]}
+    m = {"schema": SCHEMA,
+         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+         "columns": cols_out, "notes": list(notes), "rows": out_rows,
+         "disagreements": [r["id"] for r in out_rows if r["disagree"]]}
+    from .findings import compare_findings  # it reads the model this builds
+    m["findings"] = compare_findings(m)
+    return m
 
 
-def compare_docs(docs, errors=(), notes=()):
-    """Convenience: result docs (+ (name, reason) errors) -> model."""
-    cols = merge([(f"<doc {i}>", d) for i, d in enumerate(docs)])
+def compare_docs(docs, errors=(), notes=(), paths=None):
+    """Convenience: result docs (+ (name, reason) errors) -> model. paths:
+    the docs' result files, shown under "ran" in the targets table (none
+    shown without them)."""
+    cols = merge([((paths or [])[i] if i < len(paths or []) else None, d)
+                  for i, d in enumerate(docs)])
     cols += [error_column(n, r) for n, r in errors]
     return model(cols, notes)
 

@@ -11,6 +11,7 @@ from uptls_vocab.tls import is_tls13_suite
 
 from . import VERDICT_ORDER
 from .compare import FINGERPRINT_FIELDS
+from .findings import model_findings
 
 
 def _e(x):
@@ -48,6 +49,7 @@ details>summary{cursor:pointer}details.err{max-width:40em}
 .controls label{margin-right:1.2em}
 .fp td{font:12px/1.5 ui-monospace,monospace;max-width:24em}.fp td span{display:inline-block;margin-right:.7em}.fp .uncommon{font-weight:700;color:#953800}
 .notes li{color:#953800}
+table.findings td{max-width:34em}.consequence{margin-top:2px}
 """
 
 JS = r"""
@@ -252,6 +254,40 @@ def _fingerprint_html(cols):
     return "".join(out)
 
 
+def _findings_html(m):
+    """The findings section: one row per finding (uptls_vocab.finding_key
+    order), a cell per target with its verdict, kind, source and the command
+    that reproduces it."""
+    rows = model_findings(m)
+    labels = [c["label"] for c in m["columns"]]
+    out = [f'<section id="findings"><h2>Findings ({len(rows)})</h2>']
+    if not rows:
+        return "".join(out) + "<p>No fail, deviation or note.</p></section>"
+    out.append('<p class="small muted">Every fail, deviation and note, most important first '
+               "(importance, then unexpected accept, unexpected refusal, wrong observation, "
+               "then notes).</p>")
+    out.append('<table class="findings"><tr><th>#</th><th>importance</th><th>scenario and '
+               "consequence</th>" + "".join(f"<th>{_e(x)}</th>" for x in labels) + "</tr>")
+    for i, r in enumerate(rows, 1):
+        out.append(f'<tr class="finding" data-id="{_e(r["id"])}"><td>{i}</td>'
+                   f"<td>{_e(r.get('importance'))}</td><td><code>{_e(r['id'])}</code>"
+                   f'<div class="consequence">{_e(r["consequence"])}</div></td>')
+        for x in labels:
+            f = r["targets"].get(x)
+            if f is None:
+                out.append(f'<td class="muted">{_vbadge(r["others"].get(x))}</td>')
+                continue
+            out.append(f'<td class="cell {_e(f["verdict"])}">{_vbadge(f["verdict"])}'
+                       + (f" <b>{_e(f['fail_kind'])}</b>" if f["fail_kind"] else "")
+                       + (f'<div class="small">{_e(f["consequence"])}</div>'
+                          if f["consequence"] != r["consequence"] else "")
+                       + (f'<div class="small">source: {_e(f["source"])}</div>'
+                          if f["source"] else "")
+                       + f'<div class="small">reproduce: <code>{_e(f["repro"])}</code></div></td>')
+        out.append("</tr>")
+    return "".join(out) + "</table></section>"
+
+
 def _worst(verdicts):
     order = {v: i for i, v in enumerate(VERDICT_ORDER)}
     return min([order.get(v, len(order)) for v in verdicts] or [len(order)])
@@ -267,7 +303,7 @@ def compare_html(m, title="uptls: side-by-side comparison"):
            f"<h1>{_e(title)}</h1>",
            f'<p class="muted">Generated {_e(m.get("generated"))}; {len(m["rows"])} scenarios, '
            f'{len(cols)} target(s), <span id="n-disagree">{dis}</span> disagreement(s).</p>',
-           "<h2>Targets</h2>", _header_html(cols, m),
+           _findings_html(m), "<h2>Targets</h2>", _header_html(cols, m),
            "<h2>Fingerprint: what each target offers by default</h2>", _fingerprint_html(cols),
            "<h2>Scenarios</h2>",
            '<div class="controls">'

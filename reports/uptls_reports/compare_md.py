@@ -5,6 +5,7 @@ from uptls_vocab import Verdict
 
 from . import MARK, VERDICT_ORDER, md_escape
 from .compare import FINGERPRINT_FIELDS
+from .findings import compare_findings_md
 
 
 def _cell_md(v):
@@ -15,6 +16,7 @@ def compare_markdown(m, title="uptls: side-by-side comparison"):
     cols = m["columns"]
     labels = [c["label"] for c in cols]
     L = [f"# {md_escape(title)}", ""]
+    L += compare_findings_md(m)
     L += ["| target | version | TLS library | " + " | ".join(VERDICT_ORDER) + " | status |",
           "|---|---|---|" + "---|" * len(VERDICT_ORDER) + "---|"]
     for c in cols:

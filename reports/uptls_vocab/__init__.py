@@ -13,6 +13,8 @@ a caller did not. Stdlib only, no imports from either side.
     FailKind     how a fail failed: unexpected-accept | unexpected-refusal |
                  wrong-observation (most dangerous first)
     Importance   critical | high | medium | low (most important first)
+    FINDINGS     the verdicts a report lists first (fail, deviation, note),
+                 in the order finding_key() gives them
     tls          TLS names: protocol versions, TLS 1.3 suites, SCSVs
 
 Each is a StrEnum: a member is its own string ("pass" == Verdict.PASS), so
@@ -64,6 +66,31 @@ def rank(vocabulary, value, default=9):
         return list(vocabulary).index(vocabulary(value))
     except ValueError:
         return default
+
+
+# What a report leads with: every result that says something about the
+# target (not pass, not unsupported; an error says something about the run).
+FINDINGS = (Verdict.FAIL, Verdict.DEVIATION, Verdict.NOTE)
+
+
+def finding_key(result):
+    """The one order of findings, used by every report writer:
+
+    1. importance, critical first (a scenario's importance is what is at
+       stake when its expectation does not hold);
+    2. which way it failed, unexpected-accept first, then unexpected-refusal,
+       then wrong-observation; a note (a soft expectation that held: a
+       documented behaviour worth knowing, not a failure) comes after every
+       fail and deviation of the same importance;
+    3. fail before deviation (a deviation is a fail with a sourced explanation);
+    4. scenario id, for a stable order.
+
+    result: a result file's scenario dict (verdict, importance, fail_kind, id)."""
+    verdict = result.get("verdict")
+    kind = len(FailKind) if verdict == Verdict.NOTE else rank(FailKind, result.get("fail_kind"),
+                                                                len(FailKind) - 1)
+    return (rank(Importance, result.get("importance"), len(Importance)), kind,
+            rank(Verdict, verdict), str(result.get("id")))
 
 
 def empty_summary():
