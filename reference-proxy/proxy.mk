@@ -7,7 +7,7 @@
 PROXY_SRCS := $(wildcard reference-proxy/*.c)
 PROXY_OBJS := $(patsubst reference-proxy/%.c,build/proxy/%.o,$(PROXY_SRCS))
 PROXY_ASAN_OBJS := $(patsubst reference-proxy/%.c,build/proxy-asan/%.o,$(PROXY_SRCS))
-PROXY_ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+PROXY_ASAN_FLAGS := $(SAN_FLAGS)
 
 all: $(BIN)/uptls-proxy
 
