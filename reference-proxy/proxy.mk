@@ -5,6 +5,7 @@
 #   make proxy-test                          reference-proxy/test_proxy.py (pytest)
 
 PROXY_SRCS := $(wildcard reference-proxy/*.c)
+PROXY_HDRS := $(wildcard reference-proxy/*.h)
 PROXY_OBJS := $(patsubst reference-proxy/%.c,build/proxy/%.o,$(PROXY_SRCS))
 PROXY_ASAN_OBJS := $(patsubst reference-proxy/%.c,build/proxy-asan/%.o,$(PROXY_SRCS))
 PROXY_ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -14,11 +15,11 @@ all: $(BIN)/uptls-proxy
 $(BIN)/uptls-proxy: $(PROXY_OBJS) | $(BIN)
 	$(CC) -o $@ $(PROXY_OBJS) $(LDLIBS_ALL)
 
-build/proxy/%.o: reference-proxy/%.c reference-proxy/proxy.h
+build/proxy/%.o: reference-proxy/%.c $(PROXY_HDRS)
 	@mkdir -p build/proxy
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-build/proxy-asan/%.o: reference-proxy/%.c reference-proxy/proxy.h
+build/proxy-asan/%.o: reference-proxy/%.c $(PROXY_HDRS)
 	@mkdir -p build/proxy-asan
 	$(CC) $(ALL_CFLAGS) $(PROXY_ASAN_FLAGS) -c -o $@ $<
 

@@ -1,0 +1,103 @@
+/*
+ * Upstream keepalive (nginx's ngx_http_upstream_keepalive_module.c): idle
+ * upstream connections cached per upstream block, taken again by a request
+ * to the same server with the same TLS settings, and dropped when the
+ * server sends anything or closes while idle.
+ */
+#include "proxy_upstream.h"
+
+#include <string.h>
+
+static void
+proxy_idle_remove(struct proxy_upconn *u)
+{
+    struct proxy_upconn **pp;
+
+    for (pp = &u->ups->idle; *pp; pp = &(*pp)->next) {
+        if (*pp == u) {
+            *pp = u->next;
+            u->ups->num_idle--;
+            break;
+        }
+    }
+    u->next = NULL;
+}
+
+static void
+proxy_idle_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct proxy_upconn *u = arg;
+
+    /* an idle connection must not send anything: drop it */
+    proxy_idle_remove(u);
+    proxy_upconn_free(u);
+}
+
+static void
+proxy_idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct proxy_upconn *u = arg;
+
+    proxy_idle_remove(u);
+    proxy_upconn_free(u);
+}
+
+/* Upstream keepalive: caches an idle connection, at most `keepalive N` per
+ * upstream block, the oldest dropped first. The key also holds the
+ * location's TLS settings, so a connection made with one client identity,
+ * trust store or name is never handed to a location with different ones
+ * (nginx keys by upstream server only). */
+void
+proxy_idle_put(struct proxy_upconn *u)
+{
+    struct proxy_upstream *ups = u->ups;
+    struct proxy_upconn **pp;
+
+    u->client = NULL;
+    u->next = ups->idle;
+    ups->idle = u;
+    ups->num_idle++;
+    if (ups->num_idle > ups->keepalive) {
+        for (pp = &ups->idle; (*pp)->next; pp = &(*pp)->next) {
+        }
+        struct proxy_upconn *old = *pp;
+
+        *pp = NULL;
+        ups->num_idle--;
+        proxy_upconn_free(old);
+    }
+    bufferevent_setcb(u->bev, proxy_idle_read_cb, NULL, proxy_idle_event_cb, u);
+    /* the write timeout stays: no write is pending on an idle connection */
+    proxy_upconn_timeouts(u, PROXY_UPSTREAM_IDLE_TIMEOUT, u->write_ms);
+    bufferevent_enable(u->bev, EV_READ);
+}
+
+struct proxy_upconn *
+proxy_idle_take(struct proxy_upstream *ups, size_t peer_idx, const char *key)
+{
+    struct proxy_upconn *u;
+
+    for (u = ups->idle; u; u = u->next) {
+        if (u->peer_idx == peer_idx && (u->key == key || strcmp(u->key, key) == 0)) {
+            proxy_idle_remove(u);
+            return u;
+        }
+    }
+    return NULL;
+}
+
+void
+proxy_worker_drop_idle_upstreams(struct proxy_worker *w)
+{
+    struct proxy_upstream *u;
+    struct proxy_upconn *c, *n;
+
+    for (u = w->conf->upstreams; u; u = u->next) {
+        for (c = u->idle; c; c = n) {
+            n = c->next;
+            proxy_upconn_free(c);
+        }
+        u->idle = NULL;
+        u->num_idle = 0;
+    }
+}
