@@ -4,7 +4,8 @@
  * Its upstream TLS is the executable reading of the nginx proxy_ssl_*
  * directives as documented at https://nginx.org/en/docs/http/
  * ngx_http_proxy_module.html; it reads the nginx configuration syntax for
- * the subset it supports (see proxy_conf.c for the directive table).
+ * the subset it supports (the directive tables are in the modules listed in
+ * proxy_conf_file.h; the HTTP engine's files are listed in proxy_http.h).
  *
  * Conventions: prefix proxy_, functions proxy_object_verb, no struct
  * typedefs; library functions return 0 / -1 and write a message into a
@@ -69,7 +70,7 @@ int proxy_log_enabled(int level);
 void proxy_log_error(int level, unsigned long conn, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* ---- configuration (proxy_conf.c) ----------------------------------------- */
+/* ---- configuration (proxy_conf*.c, see proxy_conf_file.h) --------------- */
 
 /* proxy_ssl_protocols bits (the nginx NGX_SSL_* set) */
 #define PROXY_SSL_SSLv2 0x0002
@@ -137,7 +138,8 @@ struct proxy_upstream {
 /*
  * One set of proxy settings. The same struct is used at the http, server
  * and location levels; proxy_conf_merge() fills unset fields of a child from
- * its parent and then from the defaults, like nginx's merge_loc_conf.
+ * its parent and then from the defaults, calling each module's merge like
+ * nginx's merge_loc_conf.
  */
 struct proxy_loc_conf {
     /* location itself */
@@ -188,7 +190,7 @@ struct proxy_loc_conf {
     SSL_CTX *ssl_ctx;
     char *tls_key;              /* fingerprint of the TLS settings */
     char *ssl_name_value;       /* the name checked and sent as SNI */
-    void *hdr_plan;             /* the request head plan (proxy_http.c), one block */
+    void *hdr_plan;             /* the request head plan (proxy_http_proxy.c), one block */
 };
 
 struct proxy_listen {
@@ -257,7 +259,7 @@ void proxy_ssl_errors_text(char *out, size_t out_len);
 
 int proxy_vmemo_attach(SSL_CTX *ctx);
 
-/* ---- HTTP engine (proxy_http.c) ----------------------------------------------- */
+/* ---- HTTP engine (proxy_worker.c; its parts: proxy_http.h) ------------------- */
 
 struct event_base;
 int proxy_worker_run(struct proxy_conf *conf, int worker_id, char *err,

@@ -5,6 +5,7 @@
  * server sends anything or closes while idle.
  */
 #include "proxy_upstream.h"
+#include "proxy_conf_file.h"
 
 #include <string.h>
 
@@ -101,3 +102,32 @@ proxy_worker_drop_idle_upstreams(struct proxy_worker *w)
         u->num_idle = 0;
     }
 }
+
+/* ---- configuration: keepalive N (the idle connections cached per upstream block) -- */
+
+static int
+proxy_conf_set_upstream_keepalive(struct proxy_conf_parser *p,
+    const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
+{
+    struct proxy_upstream *u = conf;
+
+    if (u->keepalive) {
+        proxy_conf_error(p, "\"keepalive\" directive is duplicate");
+        return -1;
+    }
+    if (proxy_conf_parse_int(args[1], &u->keepalive) != 0 || u->keepalive < 1) {
+        u->keepalive = 0;
+        proxy_conf_error(p, "invalid value \"%s\" in \"%s\" directive", args[1],
+            cmd->name);
+        return -1;
+    }
+    return 0;
+}
+
+static const struct proxy_cmd proxy_upstream_keepalive_commands[] = {
+    { "keepalive", PROXY_CTX_UPS, 1, 1, 0, proxy_conf_set_upstream_keepalive, 0 },
+};
+
+const struct proxy_conf_module proxy_upstream_keepalive_module = {
+    "upstream_keepalive", PROXY_CONF_CMDS(proxy_upstream_keepalive_commands), NULL, NULL
+};
