@@ -118,7 +118,7 @@ struct proxy_peer {
     long long checked_ms;
 };
 
-struct proxy_upconn;
+struct proxy_upstream_conn;
 
 struct proxy_upstream {
     char *name;
@@ -130,7 +130,7 @@ struct proxy_upstream {
     const char *file;
     int line;
     /* run time: idle keepalive connections, most recent first */
-    struct proxy_upconn *idle;
+    struct proxy_upstream_conn *idle;
     int num_idle;
     struct proxy_upstream *next;
 };

@@ -37,7 +37,7 @@ enum proxy_resp_state { PROXY_R_HEADERS, PROXY_R_LENGTH, PROXY_R_CHUNKED,
 struct proxy_worker;
 struct proxy_client;
 
-struct proxy_upconn;
+struct proxy_upstream_conn;
 
 static inline struct timeval
 proxy_tv(long ms)
@@ -79,7 +79,7 @@ struct proxy_client {
     int head;
 
     /* upstream */
-    struct proxy_upconn *up;
+    struct proxy_upstream_conn *up;
     unsigned long long tried;
     int num_tried;
     int fail_status;

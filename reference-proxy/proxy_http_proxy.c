@@ -89,7 +89,7 @@ proxy_hdr_plan_sets(const struct proxy_hdr_plan *plan, const struct proxy_hdr *h
 void
 proxy_upstream_send(struct proxy_client *c)
 {
-    struct proxy_upconn *u = c->up;
+    struct proxy_upstream_conn *u = c->up;
     struct proxy_loc_conf *lc = c->loc;
     struct proxy_hdr_plan *plan = proxy_hdr_plan_get(lc);
     struct proxy_out o;
@@ -142,8 +142,8 @@ proxy_upstream_send(struct proxy_client *c)
     }
     c->request_sent = 1;
 
-    bufferevent_setcb(u->bev, proxy_up_read_cb, NULL, proxy_up_event_cb, c);
-    proxy_upconn_timeouts(u, lc->read_timeout, lc->send_timeout);
+    bufferevent_setcb(u->bev, proxy_upstream_read_cb, NULL, proxy_upstream_event_cb, c);
+    proxy_upstream_conn_timeouts(u, lc->read_timeout, lc->send_timeout);
     bufferevent_enable(u->bev, EV_READ | EV_WRITE);
     /* write now, not after the next epoll_wait(): the write event's own
      * callback (libevent's, TLS or plain), run in this loop iteration,
@@ -261,7 +261,7 @@ proxy_upstream_too_big(struct proxy_client *c)
                 c->resp_hdrs.items[i].value, strlen(c->resp_hdrs.items[i].value));
         }
         proxy_out_flush(&o);
-        proxy_upconn_free(c->up);
+        proxy_upstream_conn_free(c->up);
         c->up = NULL;
         proxy_client_close_after_output(c);
         return;

@@ -99,7 +99,7 @@ proxy_client_free(struct proxy_client *c)
     struct proxy_worker *w = c->w;
 
     if (c->up) {
-        proxy_upconn_free(c->up);
+        proxy_upstream_conn_free(c->up);
         c->up = NULL;
     }
     proxy_client_reset(c);

@@ -39,7 +39,7 @@ proxy_client_write_cb(struct bufferevent *bev, void *arg)
             bufferevent_enable(c->up->bev, EV_READ);
             /* data already decrypted and buffered is not signalled again */
             if (evbuffer_get_length(bufferevent_get_input(c->up->bev)) > 0) {
-                proxy_up_read_cb(c->up->bev, c);
+                proxy_upstream_read_cb(c->up->bev, c);
             }
         }
     }

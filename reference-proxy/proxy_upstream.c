@@ -18,7 +18,7 @@
 #include <openssl/err.h>
 
 void
-proxy_upconn_free(struct proxy_upconn *u)
+proxy_upstream_conn_free(struct proxy_upstream_conn *u)
 {
     if (u == NULL) {
         return;
@@ -43,7 +43,7 @@ proxy_upconn_free(struct proxy_upconn *u)
 /* Drops what the attempt on one server left of its request and response,
  * before the next server is tried or the proxy answers itself. */
 static void
-proxy_attempt_forget(struct proxy_client *c)
+proxy_upstream_attempt_forget(struct proxy_client *c)
 {
     c->request_sent = 0;
     c->resp_state = PROXY_R_HEADERS;
@@ -75,7 +75,7 @@ proxy_method_idempotent(const char *m)
 void
 proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
 {
-    struct proxy_upconn *u = c->up;
+    struct proxy_upstream_conn *u = c->up;
     char msg[2048];
     int next, stale, timeout = ft == PROXY_NEXT_TIMEOUT;
     va_list ap;
@@ -94,7 +94,7 @@ proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
         && !(c->request_sent && !proxy_method_idempotent(c->method));
     proxy_client_log(c, stale ? PROXY_LOG_INFO : PROXY_LOG_ERR, "%s", msg);
     if (c->resp_started) {
-        proxy_upconn_free(u);
+        proxy_upstream_conn_free(u);
         c->up = NULL;
         if (proxy_fault_on(PROXY_FAULT_PASS_TRUNCATED) && c->resp_out_chunked) {
             evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
@@ -111,14 +111,14 @@ proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
         c->retried_stale = 1;
         c->tried &= ~(1ULL << u->peer_idx);
         c->num_tried--;
-        proxy_upconn_free(u);
+        proxy_upstream_conn_free(u);
         c->up = NULL;
         proxy_upstream_next(c);
         return;
     }
     if (u) {
-        proxy_peer_fail(u->ups, u->peer_idx);
-        proxy_upconn_free(u);
+        proxy_upstream_peer_fail(u->ups, u->peer_idx);
+        proxy_upstream_conn_free(u);
         c->up = NULL;
     }
     c->fail_status = timeout ? 504 : 502;
@@ -127,7 +127,7 @@ proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
         && !(c->loc->next_upstream & PROXY_NEXT_NON_IDEMPOTENT)) {
         next = 0;
     }
-    proxy_attempt_forget(c);
+    proxy_upstream_attempt_forget(c);
     if (next) {
         proxy_upstream_next(c);
         return;
@@ -136,7 +136,7 @@ proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
 }
 
 static void
-proxy_up_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+proxy_upstream_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_client *c = arg;
 
@@ -147,9 +147,9 @@ proxy_up_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 /* The connection (and for https the handshake) is complete. */
 static void
-proxy_up_connected(struct proxy_client *c)
+proxy_upstream_connected(struct proxy_client *c)
 {
-    struct proxy_upconn *u = c->up;
+    struct proxy_upstream_conn *u = c->up;
     char err[1024];
 
     if (u->timer) {
@@ -170,16 +170,16 @@ proxy_up_connected(struct proxy_client *c)
 }
 
 void
-proxy_up_connect_event_cb(struct bufferevent *bev, short what, void *arg)
+proxy_upstream_connect_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct proxy_client *c = arg;
-    struct proxy_upconn *u = c->up;
+    struct proxy_upstream_conn *u = c->up;
     unsigned long e;
     char ssl_err[1024];
     int saved = EVUTIL_SOCKET_ERROR();
 
     if (what & BEV_EVENT_CONNECTED) {
-        proxy_up_connected(c);
+        proxy_upstream_connected(c);
         return;
     }
     e = u->ssl ? bufferevent_get_openssl_error(bev) : 0;
@@ -210,7 +210,7 @@ proxy_up_connect_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-proxy_up_connect_read_cb(struct bufferevent *bev, void *arg)
+proxy_upstream_connect_read_cb(struct bufferevent *bev, void *arg)
 {
 }
 
@@ -220,14 +220,14 @@ proxy_upstream_next(struct proxy_client *c)
 {
     struct proxy_loc_conf *lc = c->loc;
     struct proxy_upstream *ups = lc->upstream;
-    struct proxy_upconn *u;
+    struct proxy_upstream_conn *u;
     struct proxy_peer *peer;
     struct timeval tv;
     char err[1024];
     const char *key;
     int idx;
 
-    idx = proxy_peer_get(ups, c->tried);
+    idx = proxy_upstream_peer_get(ups, c->tried);
     if (idx < 0) {
         /* servers left untried but down: nginx's NGX_HTTP_UPSTREAM_FT_NOLIVE,
          * a 502 whatever the previous attempt gave */
@@ -244,7 +244,7 @@ proxy_upstream_next(struct proxy_client *c)
     peer = &ups->peers[idx];
     key = lc->pass_ssl ? lc->tls_key : "plain";
 
-    if (ups->keepalive && (u = proxy_idle_take(ups, (size_t) idx, key)) != NULL) {
+    if (ups->keepalive && (u = proxy_upstream_keepalive_take(ups, (size_t) idx, key)) != NULL) {
         u->client = c;
         u->reused = 1;
         c->up = u;
@@ -284,10 +284,11 @@ proxy_upstream_next(struct proxy_client *c)
         }
     }
     /* proxy_connect_timeout covers the TCP connect and the TLS handshake */
-    u->timer = evtimer_new(c->w->base, proxy_up_connect_timeout_cb, c);
+    u->timer = evtimer_new(c->w->base, proxy_upstream_connect_timeout_cb, c);
     tv = proxy_tv(lc->connect_timeout);
     evtimer_add(u->timer, &tv);
-    bufferevent_setcb(u->bev, proxy_up_connect_read_cb, NULL, proxy_up_connect_event_cb, c);
+    bufferevent_setcb(u->bev, proxy_upstream_connect_read_cb, NULL,
+        proxy_upstream_connect_event_cb, c);
     bufferevent_enable(u->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect(u->bev, (struct sockaddr *) &peer->addr,
             (int) peer->addr_len) != 0) {
@@ -302,7 +303,7 @@ proxy_upstream_next(struct proxy_client *c)
 static void
 proxy_upstream_finish(struct proxy_client *c)
 {
-    struct proxy_upconn *u = c->up;
+    struct proxy_upstream_conn *u = c->up;
 
     if (c->resp_out_chunked) {
         evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
@@ -311,9 +312,9 @@ proxy_upstream_finish(struct proxy_client *c)
     u->ups->peers[u->peer_idx].fails = 0;
     if (u->ups->keepalive && c->resp_up_keepalive && !c->up_wants_close && !u->closed_what
         && !c->w->quitting && evbuffer_get_length(bufferevent_get_input(u->bev)) == 0) {
-        proxy_idle_put(u);
+        proxy_upstream_keepalive_put(u);
     } else {
-        proxy_upconn_free(u);
+        proxy_upstream_conn_free(u);
     }
     if (c->paused) {
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
@@ -340,7 +341,7 @@ proxy_upstream_test_next(struct proxy_client *c)
         { 403, PROXY_NEXT_HTTP_403 }, { 404, PROXY_NEXT_HTTP_404 },
         { 429, PROXY_NEXT_HTTP_429 },
     };
-    struct proxy_upconn *u = c->up;
+    struct proxy_upstream_conn *u = c->up;
     int mask = 0;
     size_t i;
 
@@ -360,18 +361,18 @@ proxy_upstream_test_next(struct proxy_client *c)
         return 0;
     }
     if (c->resp_status != 403 && c->resp_status != 404) {
-        proxy_peer_fail(u->ups, u->peer_idx);
+        proxy_upstream_peer_fail(u->ups, u->peer_idx);
     }
-    proxy_upconn_free(u);               /* its body is never read */
+    proxy_upstream_conn_free(u);               /* its body is never read */
     c->up = NULL;
     c->fail_status = c->resp_status;
-    proxy_attempt_forget(c);
+    proxy_upstream_attempt_forget(c);
     proxy_upstream_next(c);
     return 1;
 }
 
 void
-proxy_up_read_cb(struct bufferevent *bev, void *arg)
+proxy_upstream_read_cb(struct bufferevent *bev, void *arg)
 {
     struct proxy_client *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
@@ -502,18 +503,18 @@ proxy_up_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-proxy_up_closed_cb(evutil_socket_t fd, short what, void *arg)
+proxy_upstream_closed_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct proxy_upconn *u = arg;
+    struct proxy_upstream_conn *u = arg;
 
-    proxy_up_event_cb(u->bev, u->closed_what, u->client);
+    proxy_upstream_event_cb(u->bev, u->closed_what, u->client);
 }
 
 void
-proxy_up_event_cb(struct bufferevent *bev, short what, void *arg)
+proxy_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct proxy_client *c = arg;
-    struct proxy_upconn *u = c->up;
+    struct proxy_upstream_conn *u = c->up;
     const char *phase = c->resp_started ? "reading upstream"
         : "reading response header from upstream";
     unsigned long e;
@@ -526,7 +527,7 @@ proxy_up_event_cb(struct bufferevent *bev, short what, void *arg)
          * close is handled after that data (the read callback runs first;
          * a response it completes frees u, and this event with it). */
         u->closed_what = what;
-        u->closed_ev = event_new(c->w->base, -1, 0, proxy_up_closed_cb, u);
+        u->closed_ev = event_new(c->w->base, -1, 0, proxy_upstream_closed_cb, u);
         if (u->closed_ev) {
             event_active(u->closed_ev, 0, 0);
             return;

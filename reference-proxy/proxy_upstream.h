@@ -28,7 +28,7 @@ struct proxy_hdr_plan {
     int has_other;              /* some set key is not a recognised one */
 };
 
-struct proxy_upconn {
+struct proxy_upstream_conn {
     struct proxy_worker *w;
     struct bufferevent *bev;
     SSL *ssl;
@@ -43,14 +43,14 @@ struct proxy_upconn {
     long read_ms, write_ms;     /* the timeouts now set on bev, 0: none */
     struct event *closed_ev;    /* TLS: runs a close after the data before it */
     short closed_what;          /* the BEV_EVENT_* flags of that close */
-    struct proxy_upconn *next;  /* idle list */
+    struct proxy_upstream_conn *next;  /* idle list */
 };
 
 /* Sets the upstream connection's timeouts when they change (an idle
  * connection and one in use differ only in the read timeout's value, and
  * bufferevent_set_timeouts() re-adds both events). */
 static inline void
-proxy_upconn_timeouts(struct proxy_upconn *u, long read_ms, long write_ms)
+proxy_upstream_conn_timeouts(struct proxy_upstream_conn *u, long read_ms, long write_ms)
 {
     struct timeval rtv = proxy_tv(read_ms), wtv = proxy_tv(write_ms);
 
@@ -63,23 +63,23 @@ proxy_upconn_timeouts(struct proxy_upconn *u, long read_ms, long write_ms)
 }
 
 /* proxy_upstream.c */
-void proxy_upconn_free(struct proxy_upconn *u);
+void proxy_upstream_conn_free(struct proxy_upstream_conn *u);
 void proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void proxy_up_connect_event_cb(struct bufferevent *bev, short what, void *arg);
+void proxy_upstream_connect_event_cb(struct bufferevent *bev, short what, void *arg);
 void proxy_upstream_next(struct proxy_client *c);
-void proxy_up_read_cb(struct bufferevent *bev, void *arg);
-void proxy_up_event_cb(struct bufferevent *bev, short what, void *arg);
+void proxy_upstream_read_cb(struct bufferevent *bev, void *arg);
+void proxy_upstream_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* proxy_upstream_round_robin.c */
-int proxy_peer_get(struct proxy_upstream *u, unsigned long long tried);
-void proxy_peer_fail(struct proxy_upstream *u, size_t idx);
+int proxy_upstream_peer_get(struct proxy_upstream *u, unsigned long long tried);
+void proxy_upstream_peer_fail(struct proxy_upstream *u, size_t idx);
 
 /* proxy_upstream_keepalive.c */
-void proxy_idle_put(struct proxy_upconn *u);
-struct proxy_upconn *proxy_idle_take(struct proxy_upstream *ups, size_t peer_idx,
-    const char *key);
-void proxy_worker_drop_idle_upstreams(struct proxy_worker *w);
+void proxy_upstream_keepalive_put(struct proxy_upstream_conn *u);
+struct proxy_upstream_conn *proxy_upstream_keepalive_take(struct proxy_upstream *ups,
+    size_t peer_idx, const char *key);
+void proxy_upstream_keepalive_drop_all(struct proxy_worker *w);
 
 /* proxy_http_proxy.c */
 void proxy_upstream_send(struct proxy_client *c);

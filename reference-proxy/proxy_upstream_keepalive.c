@@ -10,9 +10,9 @@
 #include <string.h>
 
 static void
-proxy_idle_remove(struct proxy_upconn *u)
+proxy_upstream_keepalive_remove(struct proxy_upstream_conn *u)
 {
-    struct proxy_upconn **pp;
+    struct proxy_upstream_conn **pp;
 
     for (pp = &u->ups->idle; *pp; pp = &(*pp)->next) {
         if (*pp == u) {
@@ -25,22 +25,22 @@ proxy_idle_remove(struct proxy_upconn *u)
 }
 
 static void
-proxy_idle_read_cb(struct bufferevent *bev, void *arg)
+proxy_upstream_keepalive_read_cb(struct bufferevent *bev, void *arg)
 {
-    struct proxy_upconn *u = arg;
+    struct proxy_upstream_conn *u = arg;
 
     /* an idle connection must not send anything: drop it */
-    proxy_idle_remove(u);
-    proxy_upconn_free(u);
+    proxy_upstream_keepalive_remove(u);
+    proxy_upstream_conn_free(u);
 }
 
 static void
-proxy_idle_event_cb(struct bufferevent *bev, short what, void *arg)
+proxy_upstream_keepalive_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-    struct proxy_upconn *u = arg;
+    struct proxy_upstream_conn *u = arg;
 
-    proxy_idle_remove(u);
-    proxy_upconn_free(u);
+    proxy_upstream_keepalive_remove(u);
+    proxy_upstream_conn_free(u);
 }
 
 /* Upstream keepalive: caches an idle connection, at most `keepalive N` per
@@ -49,10 +49,10 @@ proxy_idle_event_cb(struct bufferevent *bev, short what, void *arg)
  * trust store or name is never handed to a location with different ones
  * (nginx keys by upstream server only). */
 void
-proxy_idle_put(struct proxy_upconn *u)
+proxy_upstream_keepalive_put(struct proxy_upstream_conn *u)
 {
     struct proxy_upstream *ups = u->ups;
-    struct proxy_upconn **pp;
+    struct proxy_upstream_conn **pp;
 
     u->client = NULL;
     u->next = ups->idle;
@@ -61,26 +61,27 @@ proxy_idle_put(struct proxy_upconn *u)
     if (ups->num_idle > ups->keepalive) {
         for (pp = &ups->idle; (*pp)->next; pp = &(*pp)->next) {
         }
-        struct proxy_upconn *old = *pp;
+        struct proxy_upstream_conn *old = *pp;
 
         *pp = NULL;
         ups->num_idle--;
-        proxy_upconn_free(old);
+        proxy_upstream_conn_free(old);
     }
-    bufferevent_setcb(u->bev, proxy_idle_read_cb, NULL, proxy_idle_event_cb, u);
+    bufferevent_setcb(u->bev, proxy_upstream_keepalive_read_cb, NULL,
+        proxy_upstream_keepalive_event_cb, u);
     /* the write timeout stays: no write is pending on an idle connection */
-    proxy_upconn_timeouts(u, PROXY_UPSTREAM_IDLE_TIMEOUT, u->write_ms);
+    proxy_upstream_conn_timeouts(u, PROXY_UPSTREAM_IDLE_TIMEOUT, u->write_ms);
     bufferevent_enable(u->bev, EV_READ);
 }
 
-struct proxy_upconn *
-proxy_idle_take(struct proxy_upstream *ups, size_t peer_idx, const char *key)
+struct proxy_upstream_conn *
+proxy_upstream_keepalive_take(struct proxy_upstream *ups, size_t peer_idx, const char *key)
 {
-    struct proxy_upconn *u;
+    struct proxy_upstream_conn *u;
 
     for (u = ups->idle; u; u = u->next) {
         if (u->peer_idx == peer_idx && (u->key == key || strcmp(u->key, key) == 0)) {
-            proxy_idle_remove(u);
+            proxy_upstream_keepalive_remove(u);
             return u;
         }
     }
@@ -88,15 +89,15 @@ proxy_idle_take(struct proxy_upstream *ups, size_t peer_idx, const char *key)
 }
 
 void
-proxy_worker_drop_idle_upstreams(struct proxy_worker *w)
+proxy_upstream_keepalive_drop_all(struct proxy_worker *w)
 {
     struct proxy_upstream *u;
-    struct proxy_upconn *c, *n;
+    struct proxy_upstream_conn *c, *n;
 
     for (u = w->conf->upstreams; u; u = u->next) {
         for (c = u->idle; c; c = n) {
             n = c->next;
-            proxy_upconn_free(c);
+            proxy_upstream_conn_free(c);
         }
         u->idle = NULL;
         u->num_idle = 0;
@@ -106,7 +107,7 @@ proxy_worker_drop_idle_upstreams(struct proxy_worker *w)
 /* ---- configuration: keepalive N (the idle connections cached per upstream block) -- */
 
 static int
-proxy_conf_set_upstream_keepalive(struct proxy_conf_parser *p,
+proxy_upstream_keepalive_set(struct proxy_conf_parser *p,
     const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_upstream *u = conf;
@@ -125,7 +126,7 @@ proxy_conf_set_upstream_keepalive(struct proxy_conf_parser *p,
 }
 
 static const struct proxy_cmd proxy_upstream_keepalive_commands[] = {
-    { "keepalive", PROXY_CTX_UPS, 1, 1, 0, proxy_conf_set_upstream_keepalive, 0 },
+    { "keepalive", PROXY_CTX_UPS, 1, 1, 0, proxy_upstream_keepalive_set, 0 },
 };
 
 const struct proxy_conf_module proxy_upstream_keepalive_module = {

@@ -8,7 +8,7 @@
  * server at most once per request; a server with max_fails failures within
  * fail_timeout is skipped until fail_timeout passes. */
 int
-proxy_peer_get(struct proxy_upstream *u, unsigned long long tried)
+proxy_upstream_peer_get(struct proxy_upstream *u, unsigned long long tried)
 {
     long long now = proxy_time_ms();
     struct proxy_peer *best = NULL, *p;
@@ -38,7 +38,7 @@ proxy_peer_get(struct proxy_upstream *u, unsigned long long tried)
 }
 
 void
-proxy_peer_fail(struct proxy_upstream *u, size_t idx)
+proxy_upstream_peer_fail(struct proxy_upstream *u, size_t idx)
 {
     u->peers[idx].fails++;
     u->peers[idx].checked_ms = proxy_time_ms();

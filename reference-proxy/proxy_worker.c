@@ -40,7 +40,7 @@ proxy_worker_signal_cb(evutil_socket_t sig, short what, void *arg)
     proxy_log_error(PROXY_LOG_NOTICE, 0, "gracefully shutting down");
     w->quitting = 1;
     proxy_worker_stop_listening(w);
-    proxy_worker_drop_idle_upstreams(w);
+    proxy_upstream_keepalive_drop_all(w);
     for (c = w->clients; c; c = n) {
         n = c->next;
         if (c->state == PROXY_C_HEADERS && !c->got_request_line
@@ -114,7 +114,7 @@ end:
     while (w.clients) {
         proxy_client_free(w.clients);
     }
-    proxy_worker_drop_idle_upstreams(&w);
+    proxy_upstream_keepalive_drop_all(&w);
     proxy_worker_stop_listening(&w);
     if (w.sig_term) {
         event_free(w.sig_term);
