@@ -48,6 +48,60 @@ proxy_tv(long ms)
 }
 
 
+/* One request, from its request line to proxy_client_request_done(), with
+ * what its upstream attempts share (the URI sent, the servers tried). */
+struct proxy_request {
+    int got_request_line;
+    size_t header_bytes;
+    char *method;
+    char *uri;
+    char *line;                 /* the request line, for the error log */
+    int http_minor;
+    struct proxy_hdr_list hdrs;
+    char *host;
+    struct proxy_server *server;
+    struct proxy_loc_conf *loc;
+    int keepalive;
+    int body_chunked;
+    long long body_left;
+    struct proxy_chunked chunk;
+    struct evbuffer *body;
+    int head;
+
+    char *upstream_uri;
+    unsigned long long tried;   /* bit i: peer i of the upstream tried */
+    int num_tried;
+    int fail_status;            /* the proxy's answer if no server answers */
+    int retried_stale;
+};
+
+/* One attempt on one upstream server: its connection, the request sent on
+ * it and the response read from it. proxy_upstream_attempt_forget() drops
+ * what the next attempt must not see. */
+struct proxy_upstream_attempt {
+    struct proxy_upstream_conn *conn;
+    int request_sent;
+    int wants_close;            /* the request said Connection: close */
+    int state;                  /* PROXY_R_*: the response's reading */
+    int got_status;
+    int status;
+    int minor;
+    size_t header_bytes;
+    struct proxy_hdr_list hdrs;
+    char *status_line;
+    long long left;             /* PROXY_R_LENGTH: body bytes to come */
+    struct proxy_chunked chunk;
+    int keepalive;              /* the server keeps the connection */
+};
+
+/* The response to the client, once its head is written. */
+struct proxy_response {
+    int started;
+    int chunked;                /* re-chunked: its length is not known */
+    int paused;                 /* the upstream is not read: back-pressure */
+};
+
+/* A client connection: its requests, one after the other. */
 struct proxy_client {
     struct proxy_worker *w;
     struct bufferevent *bev;
@@ -60,48 +114,9 @@ struct proxy_client {
     struct proxy_listen *listen;
     int state;
 
-    /* request */
-    int got_request_line;
-    size_t header_bytes;
-    char *method;
-    char *uri;
-    char *request_line;
-    int http_minor;
-    struct proxy_hdr_list hdrs;
-    char *host;
-    struct proxy_server *server;
-    struct proxy_loc_conf *loc;
-    int keepalive;
-    int body_chunked;
-    long long body_left;
-    struct proxy_chunked req_chunk;
-    struct evbuffer *body;
-    int head;
-
-    /* upstream */
-    struct proxy_upstream_conn *up;
-    unsigned long long tried;
-    int num_tried;
-    int fail_status;
-    int request_sent;
-    int retried_stale;
-    char *up_uri;
-    int up_wants_close;
-
-    /* response */
-    int resp_state;
-    int resp_status;
-    long long resp_left;
-    struct proxy_chunked resp_chunk;
-    int resp_started;
-    int resp_out_chunked;
-    int resp_up_keepalive;
-    int resp_minor;
-    int resp_got_status;
-    size_t resp_header_bytes;
-    struct proxy_hdr_list resp_hdrs;
-    char *resp_status_line;
-    int paused;
+    struct proxy_request req;
+    struct proxy_upstream_attempt up;
+    struct proxy_response resp;
 
     struct proxy_client *prev, *next;
 };

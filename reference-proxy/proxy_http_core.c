@@ -85,7 +85,7 @@ proxy_route_location(struct proxy_server *s, const char *uri)
 void
 proxy_request_dispatch(struct proxy_client *c)
 {
-    struct proxy_loc_conf *lc = c->loc;
+    struct proxy_loc_conf *lc = c->req.loc;
     size_t plen;
 
     /* the client stays readable (no epoll_ctl per request): what it sends
@@ -93,10 +93,12 @@ proxy_request_dispatch(struct proxy_client *c)
      * EOF aborts the request as nginx's check_broken_connection does */
     c->state = PROXY_C_UPSTREAM;
     if (lc == NULL) {
-        if (c->server->conf->return_code != PROXY_UNSET) {
-            proxy_client_respond(c, c->server->conf->return_code,
-                c->server->conf->return_code / 100 == 3 ? c->server->conf->return_text : NULL,
-                c->server->conf->return_code / 100 == 3 ? NULL : c->server->conf->return_text);
+        if (c->req.server->conf->return_code != PROXY_UNSET) {
+            struct proxy_loc_conf *sc = c->req.server->conf;
+
+            proxy_client_respond(c, sc->return_code,
+                sc->return_code / 100 == 3 ? sc->return_text : NULL,
+                sc->return_code / 100 == 3 ? NULL : sc->return_text);
             return;
         }
         proxy_client_respond(c, 404, NULL, NULL);
@@ -116,10 +118,10 @@ proxy_request_dispatch(struct proxy_client *c)
     /* proxy_pass with a URI part replaces the matched location prefix */
     if (lc->pass_uri) {
         plen = strlen(lc->prefix);
-        c->up_uri = proxy_xasprintf("%s%s", lc->pass_uri, c->uri + plen);
+        c->req.upstream_uri = proxy_xasprintf("%s%s", lc->pass_uri, c->req.uri + plen);
     } else {
-        c->up_uri = proxy_xstrdup(c->uri);
+        c->req.upstream_uri = proxy_xstrdup(c->req.uri);
     }
-    c->fail_status = 502;
+    c->req.fail_status = 502;
     proxy_upstream_next(c);
 }

@@ -89,8 +89,8 @@ proxy_hdr_plan_sets(const struct proxy_hdr_plan *plan, const struct proxy_hdr *h
 void
 proxy_upstream_send(struct proxy_client *c)
 {
-    struct proxy_upstream_conn *u = c->up;
-    struct proxy_loc_conf *lc = c->loc;
+    struct proxy_upstream_conn *u = c->up.conn;
+    struct proxy_loc_conf *lc = c->req.loc;
     struct proxy_hdr_plan *plan = proxy_hdr_plan_get(lc);
     struct proxy_out o;
     char num[32];
@@ -101,11 +101,11 @@ proxy_upstream_send(struct proxy_client *c)
 
     o.ev = bufferevent_get_output(u->bev);
     o.n = 0;
-    proxy_out_str(&o, c->method);
+    proxy_out_str(&o, c->req.method);
     proxy_out_add(&o, " ", 1);
-    proxy_out_str(&o, c->up_uri);
+    proxy_out_str(&o, c->req.upstream_uri);
     proxy_out_add(&o, lc->http_version == 11 ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n", 11);
-    c->up_wants_close = 1;
+    c->up.wants_close = 1;
     for (i = 0; i < plan->num; i++) {
         const struct proxy_set_item *it = &plan->items[i];
 
@@ -113,7 +113,7 @@ proxy_upstream_send(struct proxy_client *c)
         v = dyn ? dyn : it->value;
         vlen = dyn ? strlen(dyn) : it->value_len;
         if (it->id == PROXY_H_CONNECTION) {
-            c->up_wants_close = vlen == 0 ? lc->http_version != 11
+            c->up.wants_close = vlen == 0 ? lc->http_version != 11
                 : proxy_header_has_token(v, "close");
         }
         if (vlen != 0) {   /* an empty value removes the field */
@@ -121,13 +121,13 @@ proxy_upstream_send(struct proxy_client *c)
         }
         free(dyn);
     }
-    if (c->body && (evbuffer_get_length(c->body) > 0 || c->body_chunked
-            || proxy_hdr_get(&c->hdrs, PROXY_H_CONTENT_LENGTH))) {
-        n = snprintf(num, sizeof(num), "%zu", evbuffer_get_length(c->body));
+    if (c->req.body && (evbuffer_get_length(c->req.body) > 0 || c->req.body_chunked
+            || proxy_hdr_get(&c->req.hdrs, PROXY_H_CONTENT_LENGTH))) {
+        n = snprintf(num, sizeof(num), "%zu", evbuffer_get_length(c->req.body));
         proxy_out_field(&o, "Content-Length", 14, num, (size_t) n);
     }
-    for (i = 0; i < c->hdrs.num; i++) {
-        const struct proxy_hdr *h = &c->hdrs.items[i];
+    for (i = 0; i < c->req.hdrs.num; i++) {
+        const struct proxy_hdr *h = &c->req.hdrs.items[i];
 
         if ((h->id != PROXY_H_OTHER && (PROXY_HOP_REQUEST & PROXY_HBIT(h->id)))
             || proxy_hdr_plan_sets(plan, h)) {
@@ -137,10 +137,10 @@ proxy_upstream_send(struct proxy_client *c)
     }
     proxy_out_add(&o, "\r\n", 2);
     proxy_out_flush(&o);
-    if (c->body && evbuffer_get_length(c->body) > 0) {
-        evbuffer_add_buffer_reference(o.ev, c->body);
+    if (c->req.body && evbuffer_get_length(c->req.body) > 0) {
+        evbuffer_add_buffer_reference(o.ev, c->req.body);
     }
-    c->request_sent = 1;
+    c->up.request_sent = 1;
 
     bufferevent_setcb(u->bev, proxy_upstream_read_cb, NULL, proxy_upstream_event_cb, c);
     proxy_upstream_conn_timeouts(u, lc->read_timeout, lc->send_timeout);
@@ -163,62 +163,63 @@ proxy_upstream_header_done(struct proxy_client *c)
     char date[64], *end;
     size_t i;
 
-    te = proxy_hdr_get(&c->resp_hdrs, PROXY_H_TRANSFER_ENCODING);
-    cl = proxy_hdr_get(&c->resp_hdrs, PROXY_H_CONTENT_LENGTH);
-    conn = proxy_hdr_get(&c->resp_hdrs, PROXY_H_CONNECTION);
-    c->resp_up_keepalive = c->resp_minor >= 1
+    te = proxy_hdr_get(&c->up.hdrs, PROXY_H_TRANSFER_ENCODING);
+    cl = proxy_hdr_get(&c->up.hdrs, PROXY_H_CONTENT_LENGTH);
+    conn = proxy_hdr_get(&c->up.hdrs, PROXY_H_CONNECTION);
+    c->up.keepalive = c->up.minor >= 1
         ? !(conn && proxy_header_has_token(conn, "close"))
         : (conn && proxy_header_has_token(conn, "keep-alive"));
 
-    if (c->head || c->resp_status == 204 || c->resp_status == 304) {
-        c->resp_state = PROXY_R_DONE;
+    if (c->req.head || c->up.status == 204 || c->up.status == 304) {
+        c->up.state = PROXY_R_DONE;
     } else if (te && proxy_header_has_token(te, "chunked")) {
-        c->resp_state = PROXY_R_CHUNKED;
+        c->up.state = PROXY_R_CHUNKED;
     } else if (cl) {
         errno = 0;
-        c->resp_left = strtoll(cl, &end, 10);
-        if (errno || end == cl || *end || c->resp_left < 0) {
+        c->up.left = strtoll(cl, &end, 10);
+        if (errno || end == cl || *end || c->up.left < 0) {
             return -1;
         }
-        c->resp_state = c->resp_left ? PROXY_R_LENGTH : PROXY_R_DONE;
+        c->up.state = c->up.left ? PROXY_R_LENGTH : PROXY_R_DONE;
     } else {
-        c->resp_state = PROXY_R_EOF;
-        c->resp_up_keepalive = 0;
+        c->up.state = PROXY_R_EOF;
+        c->up.keepalive = 0;
     }
-    if (c->resp_state == PROXY_R_CHUNKED || c->resp_state == PROXY_R_EOF
-        || (c->resp_state == PROXY_R_LENGTH && proxy_fault_on(PROXY_FAULT_PASS_TRUNCATED))) {
-        if (c->http_minor >= 1) {
-            c->resp_out_chunked = 1;
+    if (c->up.state == PROXY_R_CHUNKED || c->up.state == PROXY_R_EOF
+        || (c->up.state == PROXY_R_LENGTH && proxy_fault_on(PROXY_FAULT_PASS_TRUNCATED))) {
+        if (c->req.http_minor >= 1) {
+            c->resp.chunked = 1;
         } else {
-            c->keepalive = 0;
+            c->req.keepalive = 0;
         }
     }
     if (c->w->quitting) {
-        c->keepalive = 0;
+        c->req.keepalive = 0;
     }
     proxy_http_date(date, sizeof(date));
     o.ev = out;
     o.n = 0;
     proxy_out_add(&o, "HTTP/1.1 ", 9);
-    proxy_out_str(&o, c->resp_status_line);
+    proxy_out_str(&o, c->up.status_line);
     proxy_out_add(&o, "\r\nServer: " PROXY_NAME "\r\nDate: ", sizeof("\r\nServer: " PROXY_NAME "\r\nDate: ") - 1);
     proxy_out_str(&o, date);
     proxy_out_add(&o, "\r\n", 2);
-    for (i = 0; i < c->resp_hdrs.num; i++) {
-        const struct proxy_hdr *h = &c->resp_hdrs.items[i];
+    for (i = 0; i < c->up.hdrs.num; i++) {
+        const struct proxy_hdr *h = &c->up.hdrs.items[i];
 
         if (h->id == PROXY_H_OTHER || !(PROXY_HOP_RESPONSE & PROXY_HBIT(h->id))) {
             proxy_out_field(&o, h->key, strlen(h->key), h->value, strlen(h->value));
         }
     }
-    if (cl && c->resp_state != PROXY_R_CHUNKED && !c->resp_out_chunked) {
+    if (cl && c->up.state != PROXY_R_CHUNKED && !c->resp.chunked) {
         proxy_out_field(&o, "Content-Length", 14, cl, strlen(cl));
-    } else if (c->resp_out_chunked) {
+    } else if (c->resp.chunked) {
         proxy_out_str(&o, "Transfer-Encoding: chunked\r\n");
     }
-    proxy_out_str(&o, c->keepalive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+    proxy_out_str(&o, c->req.keepalive ? "Connection: keep-alive\r\n\r\n"
+        : "Connection: close\r\n\r\n");
     proxy_out_flush(&o);
-    c->resp_started = 1;
+    c->resp.started = 1;
     return 0;
 }
 
@@ -232,7 +233,7 @@ proxy_client_body_out(struct proxy_client *c, struct evbuffer *data)
     if (n == 0) {
         return;
     }
-    if (c->resp_out_chunked) {
+    if (c->resp.chunked) {
         evbuffer_add_printf(out, "%zx\r\n", n);
         evbuffer_add_buffer(out, data);
         evbuffer_add(out, "\r\n", 2);
@@ -250,19 +251,19 @@ proxy_upstream_too_big(struct proxy_client *c)
     struct proxy_out o;
     size_t i;
 
-    if (proxy_fault_on(PROXY_FAULT_CUT_BIG_HEADERS) && c->resp_got_status) {
+    if (proxy_fault_on(PROXY_FAULT_CUT_BIG_HEADERS) && c->up.got_status) {
         o.ev = bufferevent_get_output(c->bev);
         o.n = 0;
         proxy_out_add(&o, "HTTP/1.1 ", 9);
-        proxy_out_str(&o, c->resp_status_line);
+        proxy_out_str(&o, c->up.status_line);
         proxy_out_add(&o, "\r\n", 2);
-        for (i = 0; i < c->resp_hdrs.num; i++) {
-            proxy_out_field(&o, c->resp_hdrs.items[i].key, strlen(c->resp_hdrs.items[i].key),
-                c->resp_hdrs.items[i].value, strlen(c->resp_hdrs.items[i].value));
+        for (i = 0; i < c->up.hdrs.num; i++) {
+            proxy_out_field(&o, c->up.hdrs.items[i].key, strlen(c->up.hdrs.items[i].key),
+                c->up.hdrs.items[i].value, strlen(c->up.hdrs.items[i].value));
         }
         proxy_out_flush(&o);
-        proxy_upstream_conn_free(c->up);
-        c->up = NULL;
+        proxy_upstream_conn_free(c->up.conn);
+        c->up.conn = NULL;
         proxy_client_close_after_output(c);
         return;
     }

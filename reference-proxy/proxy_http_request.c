@@ -31,17 +31,18 @@ proxy_client_log(struct proxy_client *c, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (c->up && c->loc) {
+    if (c->up.conn && c->req.loc) {
         snprintf(upstream, sizeof(upstream), ", upstream: \"%s://%s%s\"",
-            c->loc->pass_ssl ? "https" : "http",
-            c->up->ups->peers[c->up->peer_idx].addr_text, c->up_uri ? c->up_uri : "");
+            c->req.loc->pass_ssl ? "https" : "http",
+            c->up.conn->ups->peers[c->up.conn->peer_idx].addr_text,
+            c->req.upstream_uri ? c->req.upstream_uri : "");
     }
     proxy_log_error(level, c->id, "%s, client: %s, server: %s%s%s%s%s%s%s", msg,
         c->addr,
-        c->server && c->server->num_names ? c->server->names[0] : "",
-        c->request_line ? ", request: \"" : "",
-        c->request_line ? c->request_line : "", c->request_line ? "\"" : "",
-        upstream, c->host ? ", host: \"" : "", c->host ? "\"" : "");
+        c->req.server && c->req.server->num_names ? c->req.server->names[0] : "",
+        c->req.line ? ", request: \"" : "",
+        c->req.line ? c->req.line : "", c->req.line ? "\"" : "",
+        upstream, c->req.host ? ", host: \"" : "", c->req.host ? "\"" : "");
     (void) 0;
 }
 
@@ -50,46 +51,29 @@ proxy_client_log(struct proxy_client *c, int level, const char *fmt, ...)
 static void
 proxy_client_reset(struct proxy_client *c)
 {
-    free(c->method);
-    free(c->uri);
-    free(c->request_line);
-    free(c->host);
-    free(c->up_uri);
-    free(c->resp_status_line);
-    c->method = c->uri = c->request_line = c->host = c->up_uri = NULL;
-    c->resp_status_line = NULL;
-    proxy_hdr_clear(&c->hdrs);
-    proxy_hdr_clear(&c->resp_hdrs);
-    if (c->body) {
-        evbuffer_free(c->body);
-        c->body = NULL;
+    struct proxy_hdr_list req_hdrs = c->req.hdrs, up_hdrs = c->up.hdrs;
+    struct proxy_upstream_conn *conn = c->up.conn;
+
+    free(c->req.method);
+    free(c->req.uri);
+    free(c->req.line);
+    free(c->req.host);
+    free(c->req.upstream_uri);
+    free(c->up.status_line);
+    if (c->req.body) {
+        evbuffer_free(c->req.body);
     }
-    c->got_request_line = 0;
-    c->header_bytes = 0;
-    c->server = NULL;
-    c->loc = NULL;
-    c->keepalive = 0;
-    c->body_chunked = 0;
-    c->body_left = 0;
-    memset(&c->req_chunk, 0, sizeof(c->req_chunk));
-    c->head = 0;
-    c->tried = 0;
-    c->num_tried = 0;
-    c->fail_status = 502;
-    c->request_sent = 0;
-    c->retried_stale = 0;
-    c->up_wants_close = 0;
-    c->resp_state = PROXY_R_HEADERS;
-    c->resp_status = 0;
-    c->resp_left = 0;
-    memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
-    c->resp_started = 0;
-    c->resp_out_chunked = 0;
-    c->resp_up_keepalive = 0;
-    c->resp_minor = 0;
-    c->resp_got_status = 0;
-    c->resp_header_bytes = 0;
-    c->paused = 0;
+    /* the header arrays are kept for the next request */
+    proxy_hdr_clear(&req_hdrs);
+    proxy_hdr_clear(&up_hdrs);
+    memset(&c->req, 0, sizeof(c->req));
+    memset(&c->up, 0, sizeof(c->up));
+    memset(&c->resp, 0, sizeof(c->resp));
+    c->req.hdrs = req_hdrs;
+    c->req.fail_status = 502;
+    c->up.hdrs = up_hdrs;
+    c->up.conn = conn;
+    c->up.state = PROXY_R_HEADERS;
     c->state = PROXY_C_HEADERS;
 }
 
@@ -98,13 +82,13 @@ proxy_client_free(struct proxy_client *c)
 {
     struct proxy_worker *w = c->w;
 
-    if (c->up) {
-        proxy_upstream_conn_free(c->up);
-        c->up = NULL;
+    if (c->up.conn) {
+        proxy_upstream_conn_free(c->up.conn);
+        c->up.conn = NULL;
     }
     proxy_client_reset(c);
-    proxy_hdr_free(&c->hdrs);
-    proxy_hdr_free(&c->resp_hdrs);
+    proxy_hdr_free(&c->req.hdrs);
+    proxy_hdr_free(&c->up.hdrs);
     if (c->next_ev) {
         event_free(c->next_ev);
     }
@@ -147,7 +131,7 @@ void
 proxy_client_close_after_output(struct proxy_client *c)
 {
     c->state = PROXY_C_CLOSING;
-    c->keepalive = 0;
+    c->req.keepalive = 0;
     bufferevent_disable(c->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         proxy_client_free(c);
@@ -158,9 +142,9 @@ proxy_client_close_after_output(struct proxy_client *c)
 void
 proxy_client_request_done(struct proxy_client *c)
 {
-    long keepalive_ms = c->loc ? c->loc->keepalive_timeout : 75000;
+    long keepalive_ms = c->req.loc ? c->req.loc->keepalive_timeout : 75000;
 
-    if (!c->keepalive || c->w->quitting || keepalive_ms == 0) {
+    if (!c->req.keepalive || c->w->quitting || keepalive_ms == 0) {
         proxy_client_close_after_output(c);
         return;
     }
@@ -180,7 +164,7 @@ proxy_request_header_done(struct proxy_client *c)
     char *end;
     size_t i;
 
-    host = proxy_hdr_get(&c->hdrs, PROXY_H_HOST);
+    host = proxy_hdr_get(&c->req.hdrs, PROXY_H_HOST);
     if (host) {
         char *h = proxy_xstrdup(host), *colon;
 
@@ -190,44 +174,45 @@ proxy_request_header_done(struct proxy_client *c)
         for (i = 0; h[i]; i++) {
             h[i] = (char) tolower((unsigned char) h[i]);
         }
-        c->host = h;
+        c->req.host = h;
     }
-    c->server = proxy_route_server(c->w, c->listen, c->host);
-    conn = proxy_hdr_get(&c->hdrs, PROXY_H_CONNECTION);
-    c->keepalive = c->http_minor >= 1 ? !(conn && proxy_header_has_token(conn, "close"))
+    c->req.server = proxy_route_server(c->w, c->listen, c->req.host);
+    conn = proxy_hdr_get(&c->req.hdrs, PROXY_H_CONNECTION);
+    c->req.keepalive = c->req.http_minor >= 1 ? !(conn && proxy_header_has_token(conn, "close"))
         : (conn && proxy_header_has_token(conn, "keep-alive"));
     if (c->w->quitting) {
-        c->keepalive = 0;
+        c->req.keepalive = 0;
     }
-    c->head = strcmp(c->method, "HEAD") == 0;
-    if (c->http_minor >= 1 && host == NULL) {
+    c->req.head = strcmp(c->req.method, "HEAD") == 0;
+    if (c->req.http_minor >= 1 && host == NULL) {
         proxy_client_log(c, PROXY_LOG_INFO, "client sent HTTP/1.1 request without "
             "\"Host\" header while reading client request headers");
         return 400;
     }
-    c->loc = proxy_route_location(c->server, c->uri);
+    c->req.loc = proxy_route_location(c->req.server, c->req.uri);
 
-    te = proxy_hdr_get(&c->hdrs, PROXY_H_TRANSFER_ENCODING);
-    cl = proxy_hdr_get(&c->hdrs, PROXY_H_CONTENT_LENGTH);
+    te = proxy_hdr_get(&c->req.hdrs, PROXY_H_TRANSFER_ENCODING);
+    cl = proxy_hdr_get(&c->req.hdrs, PROXY_H_CONTENT_LENGTH);
     if (te) {
         if (cl || strcasecmp(te, "chunked") != 0) {
             return strcasecmp(te, "chunked") != 0 ? 501 : 400;
         }
-        c->body_chunked = 1;
-        c->body = evbuffer_new();
+        c->req.body_chunked = 1;
+        c->req.body = evbuffer_new();
     } else if (cl) {
         errno = 0;
-        c->body_left = strtoll(cl, &end, 10);
-        if (errno || end == cl || *end || c->body_left < 0) {
+        c->req.body_left = strtoll(cl, &end, 10);
+        if (errno || end == cl || *end || c->req.body_left < 0) {
             return 400;
         }
-        if (c->body_left > PROXY_MAX_BODY) {
+        if (c->req.body_left > PROXY_MAX_BODY) {
             return 413;
         }
-        c->body = evbuffer_new();
+        c->req.body = evbuffer_new();
     }
-    expect = proxy_hdr_get(&c->hdrs, PROXY_H_EXPECT);
-    if (c->body && expect && strcasecmp(expect, "100-continue") == 0 && c->http_minor >= 1) {
+    expect = proxy_hdr_get(&c->req.hdrs, PROXY_H_EXPECT);
+    if (c->req.body && expect && strcasecmp(expect, "100-continue") == 0
+        && c->req.http_minor >= 1) {
         evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
     }
     return 0;
@@ -245,13 +230,13 @@ proxy_client_process(struct proxy_client *c)
     while (c->state == PROXY_C_HEADERS) {
         line = proxy_readln(in, &n);
         if (line == NULL) {
-            if (evbuffer_get_length(in) + c->header_bytes > PROXY_MAX_HEADER) {
-                proxy_client_respond(c, c->got_request_line ? 400 : 414, NULL, NULL);
+            if (evbuffer_get_length(in) + c->req.header_bytes > PROXY_MAX_HEADER) {
+                proxy_client_respond(c, c->req.got_request_line ? 400 : 414, NULL, NULL);
             }
             return;
         }
-        c->header_bytes += n + 2;
-        if (c->header_bytes > PROXY_MAX_HEADER) {
+        c->req.header_bytes += n + 2;
+        if (c->req.header_bytes > PROXY_MAX_HEADER) {
             free(line);
             proxy_client_respond(c, 400, NULL, NULL);
             return;
@@ -260,16 +245,16 @@ proxy_client_process(struct proxy_client *c)
             free(line);
             c->state = PROXY_C_UPSTREAM;
             proxy_client_log(c, PROXY_LOG_INFO, "client sent a bare CR or a NUL while "
-                "reading client request %s", c->got_request_line ? "headers" : "line");
+                "reading client request %s", c->req.got_request_line ? "headers" : "line");
             proxy_client_respond(c, 400, NULL, NULL);
             return;
         }
-        if (!c->got_request_line) {
+        if (!c->req.got_request_line) {
             if (n == 0) {
                 free(line);       /* empty lines before a request are ignored */
                 continue;
             }
-            c->request_line = proxy_xstrdup(line);
+            c->req.line = proxy_xstrdup(line);
             sp1 = strchr(line, ' ');
             sp2 = sp1 ? strrchr(line, ' ') : NULL;
             if (sp1 == NULL || sp2 == sp1 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0
@@ -281,10 +266,10 @@ proxy_client_process(struct proxy_client *c)
                 proxy_client_respond(c, 400, NULL, NULL);
                 return;
             }
-            c->method = proxy_xstrndup(line, (size_t) (sp1 - line));
-            c->uri = proxy_xstrndup(sp1 + 1, (size_t) (sp2 - sp1 - 1));
-            c->http_minor = sp2[8] - '0';
-            c->got_request_line = 1;
+            c->req.method = proxy_xstrndup(line, (size_t) (sp1 - line));
+            c->req.uri = proxy_xstrndup(sp1 + 1, (size_t) (sp2 - sp1 - 1));
+            c->req.http_minor = sp2[8] - '0';
+            c->req.got_request_line = 1;
             free(line);
             /* a request in progress: the header timeout applies */
             proxy_client_read_timeout(c, PROXY_CLIENT_HEADER_TIMEOUT);
@@ -298,7 +283,7 @@ proxy_client_process(struct proxy_client *c)
                 proxy_client_respond(c, status, NULL, NULL);
                 return;
             }
-            c->state = c->body ? PROXY_C_BODY : PROXY_C_UPSTREAM;
+            c->state = c->req.body ? PROXY_C_BODY : PROXY_C_UPSTREAM;
             break;
         }
         if (proxy_header_line_parse(line, n, &name, &v) != 0) {
@@ -309,18 +294,18 @@ proxy_client_process(struct proxy_client *c)
             proxy_client_respond(c, 400, NULL, NULL);
             return;
         }
-        proxy_hdr_add(&c->hdrs, name, v);
+        proxy_hdr_add(&c->req.hdrs, name, v);
     }
 
     if (c->state == PROXY_C_BODY) {
-        if (c->body_chunked) {
-            rc = proxy_chunked_parse(&c->req_chunk, in, c->body);
+        if (c->req.body_chunked) {
+            rc = proxy_chunked_parse(&c->req.chunk, in, c->req.body);
             if (rc < 0) {
                 c->state = PROXY_C_UPSTREAM;
                 proxy_client_respond(c, 400, NULL, NULL);
                 return;
             }
-            if (evbuffer_get_length(c->body) > PROXY_MAX_BODY) {
+            if (evbuffer_get_length(c->req.body) > PROXY_MAX_BODY) {
                 c->state = PROXY_C_UPSTREAM;
                 proxy_client_log(c, PROXY_LOG_ERR, "client intended to send too large "
                     "chunked body");
@@ -332,19 +317,19 @@ proxy_client_process(struct proxy_client *c)
             }
         } else {
             n = evbuffer_get_length(in);
-            if ((long long) n > c->body_left) {
-                n = (size_t) c->body_left;
+            if ((long long) n > c->req.body_left) {
+                n = (size_t) c->req.body_left;
             }
-            evbuffer_remove_buffer(in, c->body, n);
-            c->body_left -= (long long) n;
-            if (c->body_left > 0) {
+            evbuffer_remove_buffer(in, c->req.body, n);
+            c->req.body_left -= (long long) n;
+            if (c->req.body_left > 0) {
                 return;
             }
         }
         c->state = PROXY_C_UPSTREAM;
     }
-    if (c->state == PROXY_C_UPSTREAM && c->up == NULL && c->resp_state == PROXY_R_HEADERS
-        && !c->resp_started && c->method) {
+    if (c->state == PROXY_C_UPSTREAM && c->up.conn == NULL && c->up.state == PROXY_R_HEADERS
+        && !c->resp.started && c->req.method) {
         proxy_request_dispatch(c);
     }
 }
@@ -382,11 +367,11 @@ proxy_client_event_cb(struct bufferevent *bev, short what, void *arg)
          * the timeout); proxy_client_request_done() reads again */
         return;
     }
-    if ((what & BEV_EVENT_TIMEOUT) && c->got_request_line && c->state == PROXY_C_HEADERS) {
+    if ((what & BEV_EVENT_TIMEOUT) && c->req.got_request_line && c->state == PROXY_C_HEADERS) {
         proxy_client_log(c, PROXY_LOG_INFO, "client timed out (110: Connection timed out) "
             "while reading client request headers");
     }
-    if ((what & BEV_EVENT_EOF) && c->state == PROXY_C_UPSTREAM && c->up) {
+    if ((what & BEV_EVENT_EOF) && c->state == PROXY_C_UPSTREAM && c->up.conn) {
         proxy_client_log(c, PROXY_LOG_INFO, "client prematurely closed connection");
     }
     proxy_client_free(c);
@@ -436,7 +421,7 @@ proxy_worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         free(c);
         return;
     }
-    c->fail_status = 502;
+    c->req.fail_status = 502;
     c->next = w->clients;
     if (w->clients) {
         w->clients->prev = c;

@@ -80,15 +80,15 @@ proxy_client_respond(struct proxy_client *c, int status, const char *location,
         body[0] = '\0';
     }
     if (status >= 400 && status != 404 && status != 405 && status < 500) {
-        c->keepalive = 0;   /* as nginx after a malformed request */
+        c->req.keepalive = 0;   /* as nginx after a malformed request */
     }
     proxy_http_date(date, sizeof(date));
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: " PROXY_NAME "\r\nDate: %s\r\n"
         "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s%sConnection: %s\r\n\r\n",
         status, proxy_status_text(status), date, type, strlen(body),
         location ? "Location: " : "", location ? location : "", location ? "\r\n" : "",
-        c->keepalive ? "keep-alive" : "close");
-    if (!c->head) {
+        c->req.keepalive ? "keep-alive" : "close");
+    if (!c->req.head) {
         evbuffer_add(out, body, strlen(body));
     }
     proxy_client_request_done(c);

@@ -18,11 +18,11 @@ proxy_var_value(struct proxy_client *c, const char *name)
     const char *v;
 
     if (strcmp(name, "host") == 0) {
-        return proxy_xstrdup(c->host ? c->host
-            : c->server && c->server->num_names ? c->server->names[0] : "");
+        return proxy_xstrdup(c->req.host ? c->req.host
+            : c->req.server && c->req.server->num_names ? c->req.server->names[0] : "");
     }
     if (strcmp(name, "proxy_host") == 0) {
-        return proxy_xstrdup(c->loc->proxy_host);
+        return proxy_xstrdup(c->req.loc->proxy_host);
     }
     if (strcmp(name, "remote_addr") == 0) {
         return proxy_xstrdup(c->addr);
@@ -31,23 +31,24 @@ proxy_var_value(struct proxy_client *c, const char *name)
         return proxy_xstrdup(c->port);
     }
     if (strcmp(name, "proxy_add_x_forwarded_for") == 0) {
-        v = proxy_hdr_get(&c->hdrs, PROXY_H_X_FORWARDED_FOR);
+        v = proxy_hdr_get(&c->req.hdrs, PROXY_H_X_FORWARDED_FOR);
         return v ? proxy_xasprintf("%s, %s", v, c->addr) : proxy_xstrdup(c->addr);
     }
     if (strcmp(name, "scheme") == 0) {
         return proxy_xstrdup("http");
     }
     if (strcmp(name, "request_uri") == 0) {
-        return proxy_xstrdup(c->uri);
+        return proxy_xstrdup(c->req.uri);
     }
     if (strcmp(name, "uri") == 0) {
-        return proxy_xstrndup(c->uri, strcspn(c->uri, "?"));
+        return proxy_xstrndup(c->req.uri, strcspn(c->req.uri, "?"));
     }
     if (strcmp(name, "request_method") == 0) {
-        return proxy_xstrdup(c->method);
+        return proxy_xstrdup(c->req.method);
     }
     if (strcmp(name, "server_name") == 0) {
-        return proxy_xstrdup(c->server && c->server->num_names ? c->server->names[0] : "");
+        return proxy_xstrdup(c->req.server && c->req.server->num_names
+            ? c->req.server->names[0] : "");
     }
     if (strcmp(name, "server_port") == 0 || strcmp(name, "server_addr") == 0) {
         const char *t = c->listen->text, *colon = strrchr(t, ':');
@@ -56,8 +57,8 @@ proxy_var_value(struct proxy_client *c, const char *name)
             : proxy_xstrndup(t, colon ? (size_t) (colon - t) : strlen(t));
     }
     if (strcmp(name, "proxy_port") == 0) {
-        return proxy_xasprintf("%d", c->loc->pass_port ? c->loc->pass_port
-            : c->loc->pass_ssl ? 443 : 80);
+        return proxy_xasprintf("%d", c->req.loc->pass_port ? c->req.loc->pass_port
+            : c->req.loc->pass_ssl ? 443 : 80);
     }
     if (strncmp(name, "http_", 5) == 0) {
         char hname[128];
@@ -69,7 +70,7 @@ proxy_var_value(struct proxy_client *c, const char *name)
                 hname[i] = '-';
             }
         }
-        v = proxy_hdr_get_name(&c->hdrs, hname);
+        v = proxy_hdr_get_name(&c->req.hdrs, hname);
         return proxy_xstrdup(v ? v : "");
     }
     return proxy_xstrdup("");

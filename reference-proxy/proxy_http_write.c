@@ -10,10 +10,10 @@
 void
 proxy_client_backpressure(struct proxy_client *c)
 {
-    if (c->up && !c->paused
+    if (c->up.conn && !c->resp.paused
         && evbuffer_get_length(bufferevent_get_output(c->bev)) >= PROXY_HIGH_WATER) {
-        c->paused = 1;
-        bufferevent_disable(c->up->bev, EV_READ);
+        c->resp.paused = 1;
+        bufferevent_disable(c->up.conn->bev, EV_READ);
         bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_HIGH_WATER / 2, 0);
     }
 }
@@ -32,14 +32,14 @@ proxy_client_write_cb(struct bufferevent *bev, void *arg)
         proxy_client_free(c);
         return;
     }
-    if (c->paused && left <= PROXY_HIGH_WATER / 2) {
-        c->paused = 0;
+    if (c->resp.paused && left <= PROXY_HIGH_WATER / 2) {
+        c->resp.paused = 0;
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-        if (c->up) {
-            bufferevent_enable(c->up->bev, EV_READ);
+        if (c->up.conn) {
+            bufferevent_enable(c->up.conn->bev, EV_READ);
             /* data already decrypted and buffered is not signalled again */
-            if (evbuffer_get_length(bufferevent_get_input(c->up->bev)) > 0) {
-                proxy_upstream_read_cb(c->up->bev, c);
+            if (evbuffer_get_length(bufferevent_get_input(c->up.conn->bev)) > 0) {
+                proxy_upstream_read_cb(c->up.conn->bev, c);
             }
         }
     }

@@ -45,11 +45,11 @@ proxy_upstream_conn_free(struct proxy_upstream_conn *u)
 static void
 proxy_upstream_attempt_forget(struct proxy_client *c)
 {
-    c->request_sent = 0;
-    c->resp_state = PROXY_R_HEADERS;
-    c->resp_got_status = 0;
-    c->resp_header_bytes = 0;
-    proxy_hdr_clear(&c->resp_hdrs);
+    c->up.request_sent = 0;
+    c->up.state = PROXY_R_HEADERS;
+    c->up.got_status = 0;
+    c->up.header_bytes = 0;
+    proxy_hdr_clear(&c->up.hdrs);
 }
 
 /* The proxy's own answer when no upstream server answered: fail_status
@@ -59,7 +59,7 @@ static void
 proxy_upstream_give_up(struct proxy_client *c)
 {
     proxy_client_respond(c, proxy_fault_on(PROXY_FAULT_MASK_UPSTREAM_ERRORS)
-        ? 200 : c->fail_status, NULL, NULL);
+        ? 200 : c->req.fail_status, NULL, NULL);
 }
 
 static int
@@ -75,7 +75,7 @@ proxy_method_idempotent(const char *m)
 void
 proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
 {
-    struct proxy_upstream_conn *u = c->up;
+    struct proxy_upstream_conn *u = c->up.conn;
     char msg[2048];
     int next, stale, timeout = ft == PROXY_NEXT_TIMEOUT;
     va_list ap;
@@ -89,14 +89,14 @@ proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
      * u->peer.tries++": for an error only, not for a POST, LOCK or PATCH
      * already sent (ft_type then also has NON_IDEMPOTENT), and only where
      * proxy_next_upstream has error */
-    stale = u && u->reused && c->resp_header_bytes == 0 && !c->resp_got_status
-        && ft == PROXY_NEXT_ERROR && (c->loc->next_upstream & PROXY_NEXT_ERROR)
-        && !(c->request_sent && !proxy_method_idempotent(c->method));
+    stale = u && u->reused && c->up.header_bytes == 0 && !c->up.got_status
+        && ft == PROXY_NEXT_ERROR && (c->req.loc->next_upstream & PROXY_NEXT_ERROR)
+        && !(c->up.request_sent && !proxy_method_idempotent(c->req.method));
     proxy_client_log(c, stale ? PROXY_LOG_INFO : PROXY_LOG_ERR, "%s", msg);
-    if (c->resp_started) {
+    if (c->resp.started) {
         proxy_upstream_conn_free(u);
-        c->up = NULL;
-        if (proxy_fault_on(PROXY_FAULT_PASS_TRUNCATED) && c->resp_out_chunked) {
+        c->up.conn = NULL;
+        if (proxy_fault_on(PROXY_FAULT_PASS_TRUNCATED) && c->resp.chunked) {
             evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
             proxy_client_request_done(c);
             return;
@@ -105,26 +105,26 @@ proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
         proxy_client_close_after_output(c);
         return;
     }
-    if (stale && !c->retried_stale) {
+    if (stale && !c->req.retried_stale) {
         /* a cached keepalive connection the server had closed: retry the
          * same server on a new connection, as nginx does */
-        c->retried_stale = 1;
-        c->tried &= ~(1ULL << u->peer_idx);
-        c->num_tried--;
+        c->req.retried_stale = 1;
+        c->req.tried &= ~(1ULL << u->peer_idx);
+        c->req.num_tried--;
         proxy_upstream_conn_free(u);
-        c->up = NULL;
+        c->up.conn = NULL;
         proxy_upstream_next(c);
         return;
     }
     if (u) {
         proxy_upstream_peer_fail(u->ups, u->peer_idx);
         proxy_upstream_conn_free(u);
-        c->up = NULL;
+        c->up.conn = NULL;
     }
-    c->fail_status = timeout ? 504 : 502;
-    next = c->loc->next_upstream & ft;
-    if (c->request_sent && !proxy_method_idempotent(c->method)
-        && !(c->loc->next_upstream & PROXY_NEXT_NON_IDEMPOTENT)) {
+    c->req.fail_status = timeout ? 504 : 502;
+    next = c->req.loc->next_upstream & ft;
+    if (c->up.request_sent && !proxy_method_idempotent(c->req.method)
+        && !(c->req.loc->next_upstream & PROXY_NEXT_NON_IDEMPOTENT)) {
         next = 0;
     }
     proxy_upstream_attempt_forget(c);
@@ -142,14 +142,14 @@ proxy_upstream_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
     proxy_upstream_fail(c, PROXY_NEXT_TIMEOUT,
         "upstream timed out (110: Connection timed out) while %s",
-        c->loc->pass_ssl ? "SSL handshaking to upstream" : "connecting to upstream");
+        c->req.loc->pass_ssl ? "SSL handshaking to upstream" : "connecting to upstream");
 }
 
 /* The connection (and for https the handshake) is complete. */
 static void
 proxy_upstream_connected(struct proxy_client *c)
 {
-    struct proxy_upstream_conn *u = c->up;
+    struct proxy_upstream_conn *u = c->up.conn;
     char err[1024];
 
     if (u->timer) {
@@ -158,7 +158,7 @@ proxy_upstream_connected(struct proxy_client *c)
     }
     u->connected = 1;
     if (u->ssl) {
-        if (proxy_ssl_check_after_handshake(u->ssl, c->loc, err, sizeof(err)) != 0) {
+        if (proxy_ssl_check_after_handshake(u->ssl, c->req.loc, err, sizeof(err)) != 0) {
             proxy_upstream_fail(c, PROXY_NEXT_ERROR, "%s while SSL handshaking to upstream", err);
             return;
         }
@@ -173,7 +173,7 @@ void
 proxy_upstream_connect_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct proxy_client *c = arg;
-    struct proxy_upstream_conn *u = c->up;
+    struct proxy_upstream_conn *u = c->up.conn;
     unsigned long e;
     char ssl_err[1024];
     int saved = EVUTIL_SOCKET_ERROR();
@@ -186,7 +186,7 @@ proxy_upstream_connect_event_cb(struct bufferevent *bev, short what, void *arg)
     if (e) {
         ERR_error_string_n(e, ssl_err, sizeof(ssl_err));
         if (u->ssl && SSL_get_verify_result(u->ssl) != X509_V_OK
-            && c->loc->ssl_verify) {
+            && c->req.loc->ssl_verify) {
             long vr = SSL_get_verify_result(u->ssl);
 
             proxy_upstream_fail(c, PROXY_NEXT_ERROR,
@@ -218,7 +218,7 @@ proxy_upstream_connect_read_cb(struct bufferevent *bev, void *arg)
 void
 proxy_upstream_next(struct proxy_client *c)
 {
-    struct proxy_loc_conf *lc = c->loc;
+    struct proxy_loc_conf *lc = c->req.loc;
     struct proxy_upstream *ups = lc->upstream;
     struct proxy_upstream_conn *u;
     struct proxy_peer *peer;
@@ -227,27 +227,27 @@ proxy_upstream_next(struct proxy_client *c)
     const char *key;
     int idx;
 
-    idx = proxy_upstream_peer_get(ups, c->tried);
+    idx = proxy_upstream_peer_get(ups, c->req.tried);
     if (idx < 0) {
         /* servers left untried but down: nginx's NGX_HTTP_UPSTREAM_FT_NOLIVE,
          * a 502 whatever the previous attempt gave */
-        if ((size_t) c->num_tried < ups->num_peers) {
+        if ((size_t) c->req.num_tried < ups->num_peers) {
             proxy_client_log(c, PROXY_LOG_ERR, "no live upstreams while connecting to "
                 "upstream");
-            c->fail_status = 502;
+            c->req.fail_status = 502;
         }
         proxy_upstream_give_up(c);
         return;
     }
-    c->tried |= 1ULL << idx;
-    c->num_tried++;
+    c->req.tried |= 1ULL << idx;
+    c->req.num_tried++;
     peer = &ups->peers[idx];
     key = lc->pass_ssl ? lc->tls_key : "plain";
 
     if (ups->keepalive && (u = proxy_upstream_keepalive_take(ups, (size_t) idx, key)) != NULL) {
         u->client = c;
         u->reused = 1;
-        c->up = u;
+        c->up.conn = u;
         proxy_client_log(c, PROXY_LOG_DEBUG, "reusing cached upstream connection");
         proxy_upstream_send(c);
         return;
@@ -259,7 +259,7 @@ proxy_upstream_next(struct proxy_client *c)
     u->peer_idx = (size_t) idx;
     u->key = key;
     u->client = c;
-    c->up = u;
+    c->up.conn = u;
     if (lc->pass_ssl) {
         u->ssl = proxy_ssl_new(lc, ups->name, peer, err, sizeof(err));
         if (u->ssl == NULL) {
@@ -303,22 +303,22 @@ proxy_upstream_next(struct proxy_client *c)
 static void
 proxy_upstream_finish(struct proxy_client *c)
 {
-    struct proxy_upstream_conn *u = c->up;
+    struct proxy_upstream_conn *u = c->up.conn;
 
-    if (c->resp_out_chunked) {
+    if (c->resp.chunked) {
         evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
     }
-    c->up = NULL;
+    c->up.conn = NULL;
     u->ups->peers[u->peer_idx].fails = 0;
-    if (u->ups->keepalive && c->resp_up_keepalive && !c->up_wants_close && !u->closed_what
+    if (u->ups->keepalive && c->up.keepalive && !c->up.wants_close && !u->closed_what
         && !c->w->quitting && evbuffer_get_length(bufferevent_get_input(u->bev)) == 0) {
         proxy_upstream_keepalive_put(u);
     } else {
         proxy_upstream_conn_free(u);
     }
-    if (c->paused) {
+    if (c->resp.paused) {
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-        c->paused = 0;
+        c->resp.paused = 0;
     }
     proxy_client_request_done(c);
 }
@@ -341,31 +341,31 @@ proxy_upstream_test_next(struct proxy_client *c)
         { 403, PROXY_NEXT_HTTP_403 }, { 404, PROXY_NEXT_HTTP_404 },
         { 429, PROXY_NEXT_HTTP_429 },
     };
-    struct proxy_upstream_conn *u = c->up;
+    struct proxy_upstream_conn *u = c->up.conn;
     int mask = 0;
     size_t i;
 
     for (i = 0; i < sizeof(next_errors) / sizeof(next_errors[0]); i++) {
-        if (c->resp_status == next_errors[i].status) {
+        if (c->up.status == next_errors[i].status) {
             mask = next_errors[i].bit;
         }
     }
     if (mask == 0 || u == NULL) {
         return 0;
     }
-    if (c->request_sent && !proxy_method_idempotent(c->method)) {
+    if (c->up.request_sent && !proxy_method_idempotent(c->req.method)) {
         mask |= PROXY_NEXT_NON_IDEMPOTENT;
     }
-    if ((c->loc->next_upstream & mask) != mask
-        || (size_t) c->num_tried >= c->loc->upstream->num_peers) {
+    if ((c->req.loc->next_upstream & mask) != mask
+        || (size_t) c->req.num_tried >= c->req.loc->upstream->num_peers) {
         return 0;
     }
-    if (c->resp_status != 403 && c->resp_status != 404) {
+    if (c->up.status != 403 && c->up.status != 404) {
         proxy_upstream_peer_fail(u->ups, u->peer_idx);
     }
     proxy_upstream_conn_free(u);               /* its body is never read */
-    c->up = NULL;
-    c->fail_status = c->resp_status;
+    c->up.conn = NULL;
+    c->req.fail_status = c->up.status;
     proxy_upstream_attempt_forget(c);
     proxy_upstream_next(c);
     return 1;
@@ -381,16 +381,16 @@ proxy_upstream_read_cb(struct bufferevent *bev, void *arg)
     size_t n;
     int rc;
 
-    while (c->resp_state == PROXY_R_HEADERS) {
+    while (c->up.state == PROXY_R_HEADERS) {
         line = proxy_readln(in, &n);
         if (line == NULL) {
-            if (evbuffer_get_length(in) + c->resp_header_bytes > PROXY_MAX_HEADER) {
+            if (evbuffer_get_length(in) + c->up.header_bytes > PROXY_MAX_HEADER) {
                 proxy_upstream_too_big(c);
             }
             return;
         }
-        c->resp_header_bytes += n + 2;
-        if (c->resp_header_bytes > PROXY_MAX_HEADER) {
+        c->up.header_bytes += n + 2;
+        if (c->up.header_bytes > PROXY_MAX_HEADER) {
             free(line);
             proxy_upstream_too_big(c);
             return;
@@ -402,7 +402,7 @@ proxy_upstream_read_cb(struct bufferevent *bev, void *arg)
                 "while reading response header from upstream");
             return;
         }
-        if (!c->resp_got_status) {
+        if (!c->up.got_status) {
             if (strncmp(line, "HTTP/1.", 7) != 0 || !isdigit((unsigned char) line[7])
                 || line[8] != ' ' || !isdigit((unsigned char) line[9])
                 || !isdigit((unsigned char) line[10]) || !isdigit((unsigned char) line[11])) {
@@ -412,20 +412,20 @@ proxy_upstream_read_cb(struct bufferevent *bev, void *arg)
                     "reading response header from upstream");
                 return;
             }
-            c->resp_minor = line[7] - '0';
-            c->resp_status = atoi(line + 9);
-            free(c->resp_status_line);
-            c->resp_status_line = proxy_xstrdup(line + 9);
-            c->resp_got_status = 1;
+            c->up.minor = line[7] - '0';
+            c->up.status = atoi(line + 9);
+            free(c->up.status_line);
+            c->up.status_line = proxy_xstrdup(line + 9);
+            c->up.got_status = 1;
             free(line);
             continue;
         }
         if (n == 0) {
             free(line);
-            if (c->resp_status >= 100 && c->resp_status < 200) {
+            if (c->up.status >= 100 && c->up.status < 200) {
                 /* an interim response: wait for the final one */
-                c->resp_got_status = 0;
-                proxy_hdr_clear(&c->resp_hdrs);
+                c->up.got_status = 0;
+                proxy_hdr_clear(&c->up.hdrs);
                 continue;
             }
             if (proxy_upstream_test_next(c)) {
@@ -446,16 +446,16 @@ proxy_upstream_read_cb(struct bufferevent *bev, void *arg)
                 "response header from upstream");
             return;
         }
-        proxy_hdr_add(&c->resp_hdrs, name, v);
+        proxy_hdr_add(&c->up.hdrs, name, v);
     }
 
-    switch (c->resp_state) {
+    switch (c->up.state) {
     case PROXY_R_LENGTH:
         n = evbuffer_get_length(in);
-        if ((long long) n > c->resp_left) {
-            n = (size_t) c->resp_left;
+        if ((long long) n > c->up.left) {
+            n = (size_t) c->up.left;
         }
-        if (!c->resp_out_chunked) {
+        if (!c->resp.chunked) {
             evbuffer_remove_buffer(in, bufferevent_get_output(c->bev), n);
         } else {
             tmp = evbuffer_new();
@@ -463,14 +463,14 @@ proxy_upstream_read_cb(struct bufferevent *bev, void *arg)
             proxy_client_body_out(c, tmp);
             evbuffer_free(tmp);
         }
-        c->resp_left -= (long long) n;
-        if (c->resp_left == 0) {
-            c->resp_state = PROXY_R_DONE;
+        c->up.left -= (long long) n;
+        if (c->up.left == 0) {
+            c->up.state = PROXY_R_DONE;
         }
         break;
     case PROXY_R_CHUNKED:
         tmp = evbuffer_new();
-        rc = proxy_chunked_parse(&c->resp_chunk, in, tmp);
+        rc = proxy_chunked_parse(&c->up.chunk, in, tmp);
         proxy_client_body_out(c, tmp);
         evbuffer_free(tmp);
         if (rc < 0) {
@@ -479,7 +479,7 @@ proxy_upstream_read_cb(struct bufferevent *bev, void *arg)
             return;
         }
         if (rc == 1) {
-            c->resp_state = PROXY_R_DONE;
+            c->up.state = PROXY_R_DONE;
         }
         break;
     case PROXY_R_EOF:
@@ -495,7 +495,7 @@ proxy_upstream_read_cb(struct bufferevent *bev, void *arg)
      * upstream read handler: not after every other event of this loop
      * iteration (a few TLS handshakes there are milliseconds) */
     (void) proxy_client_write_now(c);
-    if (c->resp_state == PROXY_R_DONE) {
+    if (c->up.state == PROXY_R_DONE) {
         proxy_upstream_finish(c);
         return;
     }
@@ -514,8 +514,8 @@ void
 proxy_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct proxy_client *c = arg;
-    struct proxy_upstream_conn *u = c->up;
-    const char *phase = c->resp_started ? "reading upstream"
+    struct proxy_upstream_conn *u = c->up.conn;
+    const char *phase = c->resp.started ? "reading upstream"
         : "reading response header from upstream";
     unsigned long e;
     char ssl_err[512];
@@ -540,7 +540,7 @@ proxy_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_EOF) {
-        if (c->resp_state == PROXY_R_EOF) {
+        if (c->up.state == PROXY_R_EOF) {
             proxy_upstream_finish(c);
             return;
         }
@@ -548,7 +548,7 @@ proxy_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
             "upstream prematurely closed connection while %s", phase);
         return;
     }
-    e = c->up && c->up->ssl ? bufferevent_get_openssl_error(bev) : 0;
+    e = c->up.conn && c->up.conn->ssl ? bufferevent_get_openssl_error(bev) : 0;
     if (e) {
         ERR_error_string_n(e, ssl_err, sizeof(ssl_err));
         proxy_upstream_fail(c, PROXY_NEXT_ERROR,

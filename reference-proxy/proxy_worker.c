@@ -43,7 +43,7 @@ proxy_worker_signal_cb(evutil_socket_t sig, short what, void *arg)
     proxy_upstream_keepalive_drop_all(w);
     for (c = w->clients; c; c = n) {
         n = c->next;
-        if (c->state == PROXY_C_HEADERS && !c->got_request_line
+        if (c->state == PROXY_C_HEADERS && !c->req.got_request_line
             && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
             proxy_client_free(c);
         }
