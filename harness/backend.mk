@@ -2,7 +2,7 @@
 #
 #   make bin/uptls-backend            the backend
 #   make backend-test                 its pytest suite (harness/backend/test_backend.py)
-#   make backend-asan                 an -fsanitize=address,undefined build in build/asan/
+#   make backend-asan                 the sanitizer build (SAN_FLAGS) in build/asan/
 #
 # BACKEND_OBJDIR lets a second build (sanitizers) keep its objects apart.
 
@@ -12,8 +12,8 @@ BACKEND_OBJS    = $(patsubst harness/backend/%.c,$(BACKEND_OBJDIR)/%.o,$(BACKEND
 
 all: $(BIN)/uptls-backend
 
-$(BIN)/uptls-backend: $(BACKEND_OBJS) | $(BIN)
-	$(CC) $(LDFLAGS) -o $@ $(BACKEND_OBJS) $(LDLIBS_ALL)
+$(BIN)/uptls-backend: $(BACKEND_OBJS) $(COMMON_LIB) | $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $(BACKEND_OBJS) $(COMMON_LIB) $(LDLIBS_ALL)
 
 $(BACKEND_OBJDIR)/%.o: harness/backend/%.c | $(BACKEND_OBJDIR)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<

@@ -8,7 +8,7 @@ PROXY_SRCS := $(wildcard reference-proxy/*.c)
 PROXY_HDRS := $(wildcard reference-proxy/*.h)
 PROXY_OBJS := $(patsubst reference-proxy/%.c,build/proxy/%.o,$(PROXY_SRCS))
 PROXY_ASAN_OBJS := $(patsubst reference-proxy/%.c,build/proxy-asan/%.o,$(PROXY_SRCS))
-PROXY_ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+PROXY_ASAN_FLAGS := $(SAN_FLAGS)
 
 all: $(BIN)/uptls-proxy
 

@@ -16,7 +16,7 @@
 #                  statuses, checks the proxy's fds and RSS come back.
 #                  SOAK_ARGS passes options to soak/soak.py (--help).
 
-ASAN_SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ASAN_SAN     := $(SAN_FLAGS)
 ASAN_DIR     := build/asan
 ASAN_REPORTS := $(abspath $(ASAN_DIR)/reports)
 ASAN_PROGS   := $(ASAN_DIR)/bin/uptls-certgen $(ASAN_DIR)/bin/uptls-backend $(ASAN_DIR)/bin/uptls-proxy
@@ -33,13 +33,20 @@ $(ASAN_DIR)/obj/%.o: %.c
 
 -include $(wildcard $(ASAN_DIR)/obj/*/*.d $(ASAN_DIR)/obj/*/*/*.d)
 
-$(ASAN_DIR)/bin/uptls-certgen: $(CERTGEN_SRCS:%.c=$(ASAN_DIR)/obj/%.o)
+# The common library, built with the same flags, linked by all three.
+ASAN_COMMON_LIB := $(ASAN_DIR)/lib/libuptls-common.a
+$(ASAN_COMMON_LIB): $(COMMON_SRCS:%.c=$(ASAN_DIR)/obj/%.o)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(ASAN_DIR)/bin/uptls-certgen: $(CERTGEN_SRCS:%.c=$(ASAN_DIR)/obj/%.o) $(ASAN_COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ $(PKG_LIBS) $(ASAN_SAN)
-$(ASAN_DIR)/bin/uptls-backend: $(BACKEND_SRCS:%.c=$(ASAN_DIR)/obj/%.o)
+$(ASAN_DIR)/bin/uptls-backend: $(BACKEND_SRCS:%.c=$(ASAN_DIR)/obj/%.o) $(ASAN_COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ $(PKG_LIBS) $(ASAN_SAN)
-$(ASAN_DIR)/bin/uptls-proxy: $(PROXY_SRCS:%.c=$(ASAN_DIR)/obj/%.o)
+$(ASAN_DIR)/bin/uptls-proxy: $(PROXY_SRCS:%.c=$(ASAN_DIR)/obj/%.o) $(ASAN_COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ $(PKG_LIBS) $(ASAN_SAN)
 
