@@ -6,6 +6,8 @@
 
 PROXY_SRCS := $(wildcard reference-proxy/*.c)
 PROXY_HDRS := $(wildcard reference-proxy/*.h)
+# everything but main(): what fuzz/fuzz.mk links into its targets
+PROXY_LIB_SRCS := $(filter-out reference-proxy/proxy_main.c,$(PROXY_SRCS))
 PROXY_OBJS := $(patsubst reference-proxy/%.c,build/proxy/%.o,$(PROXY_SRCS))
 PROXY_ASAN_OBJS := $(patsubst reference-proxy/%.c,build/proxy-asan/%.o,$(PROXY_SRCS))
 PROXY_ASAN_FLAGS := $(SAN_FLAGS)
