@@ -15,11 +15,14 @@
 #define PROXY_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <netinet/in.h>
 
 #include <openssl/ssl.h>
+
+#include "../harness/common/uc_err.h"
 
 #define PROXY_VERSION "0.1.0"
 #define PROXY_NAME "uptls-proxy"
@@ -44,10 +47,10 @@ enum proxy_fault {
     PROXY_FAULT_CUT_BIG_HEADERS = 1u << 11,
 };
 
-extern unsigned proxy_faults;
+extern uint64_t proxy_faults;
 
 int proxy_fault_enable(const char *names, char *err, size_t err_len);
-int proxy_fault_on(unsigned fault);
+int proxy_fault_on(uint64_t fault);
 void proxy_fault_list_print(void);
 
 /* ---- log (proxy_log.c) ----------------------------------------------------- */
@@ -253,7 +256,6 @@ int proxy_ssl_check_after_handshake(SSL *ssl, struct proxy_loc_conf *lc,
     char *err, size_t err_len);
 void proxy_ssl_release(SSL *ssl);
 void proxy_ssl_sessions_free(void);
-void proxy_ssl_errors_text(char *out, size_t out_len);
 
 /* ---- verification memo (proxy_verify.c) ---------------------------------- */
 

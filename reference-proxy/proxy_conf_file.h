@@ -111,6 +111,8 @@ long proxy_conf_parse_msec(const char *s);
 int proxy_conf_parse_int(const char *s, int *out);
 proxy_cmd_set_fn proxy_conf_set_flag, proxy_conf_set_num, proxy_conf_set_msec,
     proxy_conf_set_str, proxy_conf_set_path, proxy_conf_set_keyval, proxy_conf_set_noop;
+int proxy_conf_set_bits(struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf,
+    char **args, int nargs, int (*bit_of)(const char *name), const char *must_be);
 
 /* proxy_conf_core.c */
 struct proxy_listen *proxy_conf_listen_find(struct proxy_conf *c,

@@ -180,6 +180,36 @@ proxy_conf_set_keyval(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
     return 0;
 }
 
+/*
+ * A directive whose arguments name bits OR-ed into its int field (nginx's
+ * ngx_conf_set_bitmask_slot): bit_of gives a name's bit, 0 for an unknown
+ * name, which is an error (must_be ends its message).
+ */
+int
+proxy_conf_set_bits(struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf,
+    char **args, int nargs, int (*bit_of)(const char *name), const char *must_be)
+{
+    int *f = PROXY_FIELD(conf, cmd, int);
+    int i, bit;
+
+    if (*f != PROXY_UNSET) {
+        proxy_conf_error(p, "\"%s\" directive is duplicate", cmd->name);
+        return -1;
+    }
+    *f = 0;
+    for (i = 1; i < nargs; i++) {
+        bit = bit_of(args[i]);
+        if (bit == 0) {
+            proxy_conf_error(p, "invalid value \"%s\" in \"%s\" directive%s", args[i],
+                cmd->name, must_be);
+            *f = PROXY_UNSET;
+            return -1;
+        }
+        *f |= bit;
+    }
+    return 0;
+}
+
 /* Parsed and checked, with no further effect (access logs are not written). */
 int
 proxy_conf_set_noop(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,

@@ -13,78 +13,61 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../harness/common/uc_switch.h"
+#include "../harness/common/uc_tls.h"
+
+/* A proxy_ssl_protocols name's bit (nginx's NGX_SSL_SSLv2 .. NGX_SSL_TLSv1_3:
+ * 0x0002, then 0x0004 << the minor number of the version), 0 if unknown. */
+static int
+proxy_ssl_protocol_bit(const char *name)
+{
+    int v = uc_tls_version_by_name(name);
+
+    return v == 0 ? 0 : v == SSL2_VERSION ? PROXY_SSL_SSLv2
+        : PROXY_SSL_SSLv3 << (v - SSL3_VERSION);
+}
+
 /* proxy_ssl_protocols [SSLv2] [SSLv3] [TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3] */
 static int
 proxy_conf_set_protocols(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
     void *conf, char **args, int nargs)
 {
-    static const struct { const char *name; int bit; } names[] = {
-        { "SSLv2", PROXY_SSL_SSLv2 }, { "SSLv3", PROXY_SSL_SSLv3 },
-        { "TLSv1", PROXY_SSL_TLSv1 }, { "TLSv1.1", PROXY_SSL_TLSv1_1 },
-        { "TLSv1.2", PROXY_SSL_TLSv1_2 }, { "TLSv1.3", PROXY_SSL_TLSv1_3 },
-    };
-    int *f = PROXY_FIELD(conf, cmd, int);
-    int i;
-    size_t j;
+    return proxy_conf_set_bits(p, cmd, conf, args, nargs, proxy_ssl_protocol_bit,
+        ", it must be \"SSLv2\", \"SSLv3\", \"TLSv1\", \"TLSv1.1\", \"TLSv1.2\" or "
+        "\"TLSv1.3\"");
+}
 
-    if (*f != PROXY_UNSET) {
-        proxy_conf_error(p, "\"%s\" directive is duplicate", cmd->name);
-        return -1;
-    }
-    *f = 0;
-    for (i = 1; i < nargs; i++) {
-        for (j = 0; j < sizeof(names) / sizeof(names[0]); j++) {
-            if (strcmp(args[i], names[j].name) == 0) {
-                *f |= names[j].bit;
-                break;
-            }
-        }
-        if (j == sizeof(names) / sizeof(names[0])) {
-            proxy_conf_error(p, "invalid value \"%s\" in \"%s\" directive, it must be "
-                "\"SSLv2\", \"SSLv3\", \"TLSv1\", \"TLSv1.1\", \"TLSv1.2\" or "
-                "\"TLSv1.3\"", args[i], cmd->name);
-            *f = PROXY_UNSET;
-            return -1;
-        }
-    }
-    return 0;
+/* proxy_next_upstream's conditions (ngx_http_proxy_next_upstream_masks) */
+static const struct uc_switch proxy_next_upstream_names[] = {
+    { "error", PROXY_NEXT_ERROR, "connecting, sending or reading failed" },
+    { "timeout", PROXY_NEXT_TIMEOUT, "a timeout while connecting, sending or reading" },
+    { "invalid_header", PROXY_NEXT_INVALID_HEADER, "an empty or invalid response" },
+    { "http_500", PROXY_NEXT_HTTP_500, "status 500" },
+    { "http_502", PROXY_NEXT_HTTP_502, "status 502" },
+    { "http_503", PROXY_NEXT_HTTP_503, "status 503" },
+    { "http_504", PROXY_NEXT_HTTP_504, "status 504" },
+    { "http_403", PROXY_NEXT_HTTP_403, "status 403" },
+    { "http_404", PROXY_NEXT_HTTP_404, "status 404" },
+    { "http_429", PROXY_NEXT_HTTP_429, "status 429" },
+    { "non_idempotent", PROXY_NEXT_NON_IDEMPOTENT, "also POST, LOCK, PATCH once sent" },
+    { "off", PROXY_NEXT_OFF, "never the next server" },
+};
+
+static int
+proxy_next_upstream_bit(const char *name)
+{
+    return (int) uc_switch_lookup(proxy_next_upstream_names,
+        UC_SWITCH_COUNT(proxy_next_upstream_names), name);
 }
 
 static int
 proxy_conf_set_next_upstream(struct proxy_conf_parser *p,
     const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
-    static const struct { const char *name; int bit; } names[] = {
-        { "error", PROXY_NEXT_ERROR }, { "timeout", PROXY_NEXT_TIMEOUT },
-        { "invalid_header", PROXY_NEXT_INVALID_HEADER },
-        { "http_500", PROXY_NEXT_HTTP_500 }, { "http_502", PROXY_NEXT_HTTP_502 },
-        { "http_503", PROXY_NEXT_HTTP_503 }, { "http_504", PROXY_NEXT_HTTP_504 },
-        { "http_403", PROXY_NEXT_HTTP_403 }, { "http_404", PROXY_NEXT_HTTP_404 },
-        { "http_429", PROXY_NEXT_HTTP_429 },
-        { "non_idempotent", PROXY_NEXT_NON_IDEMPOTENT }, { "off", PROXY_NEXT_OFF },
-    };
     int *f = PROXY_FIELD(conf, cmd, int);
-    int i;
-    size_t j;
 
-    if (*f != PROXY_UNSET) {
-        proxy_conf_error(p, "\"%s\" directive is duplicate", cmd->name);
+    if (proxy_conf_set_bits(p, cmd, conf, args, nargs, proxy_next_upstream_bit, "") != 0) {
         return -1;
-    }
-    *f = 0;
-    for (i = 1; i < nargs; i++) {
-        for (j = 0; j < sizeof(names) / sizeof(names[0]); j++) {
-            if (strcmp(args[i], names[j].name) == 0) {
-                *f |= names[j].bit;
-                break;
-            }
-        }
-        if (j == sizeof(names) / sizeof(names[0])) {
-            proxy_conf_error(p, "invalid value \"%s\" in \"%s\" directive", args[i],
-                cmd->name);
-            *f = PROXY_UNSET;
-            return -1;
-        }
     }
     /* as nginx's merge: "off" cancels everything else */
     if (*f & PROXY_NEXT_OFF) {

@@ -32,23 +32,6 @@
 
 int proxy_ssl_data_index = -1;
 
-void
-proxy_ssl_errors_text(char *out, size_t out_len)
-{
-    unsigned long e;
-    size_t used = 0;
-    char buf[256];
-
-    out[0] = '\0';
-    while ((e = ERR_get_error()) != 0) {
-        ERR_error_string_n(e, buf, sizeof(buf));
-        if (used + strlen(buf) + 4 < out_len) {
-            used += (size_t) snprintf(out + used, out_len - used, "%s%s",
-                used ? " " : "", buf);
-        }
-    }
-}
-
 static void
 proxy_ssl_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
     long argl, void *argp)
@@ -146,7 +129,7 @@ proxy_ssl_key_load(SSL_CTX *ctx, const char *key_file, const char *password_file
             num ? passwords[i] : NULL);
         BIO_free(bio);
     }
-    proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+    uc_ssl_errors(ssl_err, sizeof(ssl_err));
     if (pkey == NULL) {
         snprintf(err, err_len, "cannot load certificate key \"%s\": "
             "PEM_read_bio_PrivateKey() failed (SSL: %s)%s", key_file, ssl_err,
@@ -155,7 +138,7 @@ proxy_ssl_key_load(SSL_CTX *ctx, const char *key_file, const char *password_file
         goto end;
     }
     if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
-        proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+        uc_ssl_errors(ssl_err, sizeof(ssl_err));
         snprintf(err, err_len, "SSL_CTX_use_PrivateKey(\"%s\") failed (SSL: %s)",
             key_file, ssl_err);
         goto end;
@@ -242,7 +225,7 @@ proxy_ssl_conf_commands_apply(SSL_CTX *ctx, struct proxy_keyval_list *cmds,
         }
         ERR_clear_error();
         if (SSL_CONF_cmd(cctx, k, cmds->items[i].value) <= 0) {
-            proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+            uc_ssl_errors(ssl_err, sizeof(ssl_err));
             snprintf(err, err_len, "SSL_CONF_cmd(\"%s\", \"%s\") failed (SSL: %s)", k,
                 cmds->items[i].value, ssl_err);
             rc = -1;
@@ -250,7 +233,7 @@ proxy_ssl_conf_commands_apply(SSL_CTX *ctx, struct proxy_keyval_list *cmds,
         }
     }
     if (rc == 0 && SSL_CONF_CTX_finish(cctx) != 1) {
-        proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+        uc_ssl_errors(ssl_err, sizeof(ssl_err));
         snprintf(err, err_len, "SSL_CONF_finish() failed (SSL: %s)", ssl_err);
         rc = -1;
     }
@@ -332,7 +315,7 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
     }
     ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL) {
-        proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+        uc_ssl_errors(ssl_err, sizeof(ssl_err));
         snprintf(err, err_len, "SSL_CTX_new() failed (SSL: %s)", ssl_err);
         return -1;
     }
@@ -355,7 +338,7 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
      * (TLS 1.2 and below; TLS 1.3 suites via proxy_ssl_conf_command) */
     if (!proxy_fault_on(PROXY_FAULT_IGNORE_CIPHERS)
         && SSL_CTX_set_cipher_list(ctx, lc->ssl_ciphers) != 1) {
-        proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+        uc_ssl_errors(ssl_err, sizeof(ssl_err));
         snprintf(err, err_len, "SSL_CTX_set_cipher_list(\"%s\") failed (SSL: %s)",
             lc->ssl_ciphers, ssl_err);
         return -1;
@@ -365,7 +348,7 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
      * HTTPS server". The file's further certificates are the chain sent. */
     if (lc->ssl_certificate && !proxy_fault_on(PROXY_FAULT_IGNORE_CLIENT_CERT)) {
         if (SSL_CTX_use_certificate_chain_file(ctx, lc->ssl_certificate) != 1) {
-            proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+            uc_ssl_errors(ssl_err, sizeof(ssl_err));
             snprintf(err, err_len, "cannot load certificate \"%s\": "
                 "SSL_CTX_use_certificate_chain_file() failed (SSL: %s)",
                 lc->ssl_certificate, ssl_err);
@@ -376,7 +359,7 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
             return -1;
         }
         if (SSL_CTX_check_private_key(ctx) != 1) {
-            proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+            uc_ssl_errors(ssl_err, sizeof(ssl_err));
             snprintf(err, err_len, "certificate \"%s\" and key \"%s\" do not match "
                 "(SSL: %s)", lc->ssl_certificate, lc->ssl_certificate_key, ssl_err);
             return -1;
@@ -392,7 +375,7 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
      * proxy_ssl_trusted_certificate (nginx never uses the system store). */
     if (lc->ssl_verify) {
         if (SSL_CTX_load_verify_locations(ctx, lc->ssl_trusted_certificate, NULL) != 1) {
-            proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+            uc_ssl_errors(ssl_err, sizeof(ssl_err));
             snprintf(err, err_len, "SSL_CTX_load_verify_locations(\"%s\") failed "
                 "(SSL: %s)", lc->ssl_trusted_certificate, ssl_err);
             return -1;
@@ -439,7 +422,7 @@ proxy_ssl_new(struct proxy_loc_conf *lc, const char *group, struct proxy_peer *p
 
     ssl = SSL_new(lc->ssl_ctx);
     if (ssl == NULL) {
-        proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+        uc_ssl_errors(ssl_err, sizeof(ssl_err));
         snprintf(err, err_len, "SSL_new() failed (SSL: %s)", ssl_err);
         return NULL;
     }
@@ -460,7 +443,7 @@ proxy_ssl_new(struct proxy_loc_conf *lc, const char *group, struct proxy_peer *p
     if (lc->ssl_server_name && !proxy_fault_on(PROXY_FAULT_NO_SNI)
         && !proxy_addr_is_ip_literal(name)) {
         if (SSL_set_tlsext_host_name(ssl, name) != 1) {
-            proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+            uc_ssl_errors(ssl_err, sizeof(ssl_err));
             snprintf(err, err_len, "SSL_set_tlsext_host_name(\"%s\") failed (SSL: %s)",
                 name, ssl_err);
             SSL_free(ssl);
