@@ -18,11 +18,14 @@
 
 /* ---- errors ------------------------------------------------------------------------- */
 
-void
-proxy_conf_error(struct proxy_conf_parser *p, const char *fmt, ...)
+static void proxy_conf_verror(struct proxy_conf_parser *p, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+/* Appends "[emerg] MESSAGE in FILE:LINE" to the error buffer. */
+static void
+proxy_conf_verror(struct proxy_conf_parser *p, const char *fmt, va_list ap)
 {
     size_t used = strlen(p->err);
-    va_list ap;
     int n;
 
     p->num_errors++;
@@ -31,14 +34,22 @@ proxy_conf_error(struct proxy_conf_parser *p, const char *fmt, ...)
     }
     n = snprintf(p->err + used, p->err_len - used, "[emerg] ");
     used += (size_t) n;
-    va_start(ap, fmt);
     n = vsnprintf(p->err + used, p->err_len - used, fmt, ap);
-    va_end(ap);
     if (n < 0 || used + (size_t) n >= p->err_len) {
         return;
     }
     used += (size_t) n;
     snprintf(p->err + used, p->err_len - used, " in %s:%d\n", p->file, p->line);
+}
+
+void
+proxy_conf_error(struct proxy_conf_parser *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    proxy_conf_verror(p, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- tokenizer (nginx's ngx_conf_read_token rules) ------------------------------------ */
@@ -170,15 +181,13 @@ void
 proxy_conf_post_error(struct proxy_conf_parser *p, const char *file, int line,
     const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
 
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     p->file = file;
     p->line = line;
-    proxy_conf_error(p, "%s", msg);
+    va_start(ap, fmt);
+    proxy_conf_verror(p, fmt, ap);
+    va_end(ap);
 }
 
 /* A warning kept for the error log, written there at start. */
