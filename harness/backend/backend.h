@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #include "../common/uc_json.h"
+#include "../common/uc_strv.h"
 #include "../common/uc_switch.h"
 
 #define BACKEND_ERR_LEN 512
@@ -110,8 +111,7 @@ struct backend_listeners {
     struct backend_config *cfgs;
     size_t num;
     unsigned char *invalid; /* invalid[i]: cfgs[i] had errors (reported in err) */
-    char **strings;         /* every string the cfgs point to */
-    size_t num_strings, cap_strings;
+    struct uc_strv strings; /* every string the cfgs point to */
 };
 
 /*

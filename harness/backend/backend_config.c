@@ -1,7 +1,7 @@
 /*
  * Command line: one table of options (name, argument, kind, field, choices,
  * help). Help is printed from the table; defaults are set in one place
- * (backend_config_defaults). Every error is collected before failing, and
+ * (backend_defaults). Every error is collected before failing, and
  * each names the option, the bad value and the allowed values.
  */
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../common/uc_err.h"
+#include "../common/uc_str.h"
 #include "../common/uc_tls.h"
 #include "backend.h"
 
@@ -82,18 +83,19 @@ static const struct backend_opt backend_opts[] = {
 
 #define NUM_OPTS (sizeof(backend_opts) / sizeof(backend_opts[0]))
 
+/* Every default, in one place; what is not named here is 0 or NULL (no
+ * client auth, OpenSSL's version range, the log on stdout, no fault). */
+static const struct backend_config backend_defaults = {
+    .listen = "127.0.0.1",
+    .client_auth = BACKEND_AUTH_NONE,
+    .session_cache = 1,
+    .tickets = 1,
+    .idle_timeout = 300,
+};
+
 void backend_config_defaults(struct backend_config *cfg)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->listen = "127.0.0.1";
-    cfg->port = 0;
-    cfg->client_auth = BACKEND_AUTH_NONE;
-    cfg->min_proto = 0;
-    cfg->max_proto = 0;
-    cfg->session_cache = 1;
-    cfg->tickets = 1;
-    cfg->log_path = NULL;
-    cfg->idle_timeout = 300;
+    *cfg = backend_defaults;
 }
 
 static void choices_str(const char *const *choices, char *out, size_t out_len)
@@ -107,19 +109,6 @@ static void choices_str(const char *const *choices, char *out, size_t out_len)
             return;
         used += (size_t)n;
     }
-}
-
-static int parse_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
 }
 
 static void apply_opt(struct backend_config *cfg, const struct backend_opt *o, const char *val,
@@ -136,12 +125,12 @@ static void apply_opt(struct backend_config *cfg, const struct backend_opt *o, c
             *(const char **)(void *)field = val;
         break;
     case OPT_PORT:
-        if (parse_int(val, 0, 65535, (int *)(void *)field) != 0)
+        if (uc_parse_int(val, 0, 65535, (int *)(void *)field) != 0)
             uc_err_add(err, err_len, "%s: bad value '%s'; allowed: an integer 0..65535", o->name,
                     val);
         break;
     case OPT_SECS:
-        if (parse_int(val, 1, 86400, (int *)(void *)field) != 0)
+        if (uc_parse_int(val, 1, 86400, (int *)(void *)field) != 0)
             uc_err_add(err, err_len, "%s: bad value '%s'; allowed: an integer 1..86400", o->name,
                     val);
         break;

@@ -20,6 +20,7 @@
 
 #include <openssl/err.h>
 
+#include "../common/uc_net.h"
 #include "backend.h"
 
 #define WANT_READ 1
@@ -109,15 +110,8 @@ static void conn_log_accept(struct backend_conn *c, const struct sockaddr *sa)
     char addr[INET6_ADDRSTRLEN] = "?";
     int port = 0;
 
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
-        port = ntohs(sin->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
-        port = ntohs(sin6->sin6_port);
-    }
+    if (uc_sockaddr_host_port(sa, addr, sizeof(addr), &port) != 0)
+        snprintf(addr, sizeof(addr), "?");
     uc_json_key(jw, "peer");
     uc_json_str(jw, addr);
     uc_json_key(jw, "peer_port");

@@ -300,33 +300,13 @@ struct line_ctx {
     size_t err_len;
 };
 
-static int keep_string(struct backend_listeners *ls, const char *s, const char **out)
-{
-    char *copy;
-
-    if (ls->num_strings == ls->cap_strings) {
-        size_t cap = ls->cap_strings ? ls->cap_strings * 2 : 64;
-        char **v = realloc(ls->strings, cap * sizeof(*v));
-        if (v == NULL)
-            return -1;
-        ls->strings = v;
-        ls->cap_strings = cap;
-    }
-    copy = strdup(s);
-    if (copy == NULL)
-        return -1;
-    ls->strings[ls->num_strings++] = copy;
-    *out = copy;
-    return 0;
-}
-
 static int on_member(void *arg, const char *key, enum json_kind kind, const char *text,
                      int index)
 {
     struct line_ctx *lc = arg;
-    const char *kept;
+    const char *kept = uc_strv_push_copy(&lc->ls->strings, text);
 
-    if (keep_string(lc->ls, text, &kept) != 0)
+    if (kept == NULL)
         return 1; /* the reader says where it stopped */
     backend_config_set(lc->cfg, &lc->seen, key, kind, kept, index, lc->err, lc->err_len);
     return 0;
@@ -401,9 +381,7 @@ int backend_listeners_load(struct backend_listeners *ls, const char *path, char 
 
 void backend_listeners_free(struct backend_listeners *ls)
 {
-    for (size_t i = 0; i < ls->num_strings; i++)
-        free(ls->strings[i]);
-    free(ls->strings);
+    uc_strv_dispose(&ls->strings);
     free(ls->cfgs);
     free(ls->invalid);
     memset(ls, 0, sizeof(*ls));

@@ -19,6 +19,7 @@
 
 #include <openssl/err.h>
 
+#include "../common/uc_net.h"
 #include "backend.h"
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
@@ -77,10 +78,7 @@ static int server_listen(struct backend_server *srv, char *err, size_t err_len)
         snprintf(err, err_len, "getsockname: %s", strerror(errno));
         return -1;
     }
-    if (ss.ss_family == AF_INET)
-        srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    else
-        srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    uc_sockaddr_host_port((struct sockaddr *)&ss, NULL, 0, &srv->port);
     return 0;
 }
 

@@ -491,9 +491,7 @@ static void json_client_cert(struct uc_json *jw, SSL *ssl)
 {
     X509 *cert = SSL_get1_peer_certificate(ssl);
     STACK_OF(X509) *chain;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    char hex[65];
     long vr;
 
     uc_json_key(jw, "client_cert");
@@ -507,13 +505,10 @@ static void json_client_cert(struct uc_json *jw, SSL *ssl)
     uc_json_key(jw, "issuer");
     json_name(jw, X509_get_issuer_name(cert));
     uc_json_key(jw, "sha256");
-    if (X509_digest(cert, EVP_sha256(), md, &md_len) == 1) {
-        for (unsigned int i = 0; i < md_len; i++)
-            snprintf(hex + 2 * i, 3, "%02x", md[i]);
-        uc_json_strn(jw, hex, 2 * (size_t)md_len);
-    } else {
+    if (uc_x509_sha256_hex(cert, hex) == 0)
+        uc_json_str(jw, hex);
+    else
         uc_json_null(jw);
-    }
     /* On the server side the peer chain excludes the leaf. It is only what
      * the client sent in a full handshake; a resumed session has none. */
     uc_json_key(jw, "chain_len");

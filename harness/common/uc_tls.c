@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include "uc_tls.h"
@@ -81,4 +82,26 @@ int uc_x509_name_rfc2253(const X509_NAME *name, char **out)
 end:
     BIO_free(bio);
     return rc;
+}
+
+void uc_hex_encode(const unsigned char *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0xf];
+    }
+    out[2 * len] = '\0';
+}
+
+int uc_x509_sha256_hex(const X509 *cert, char out_hex[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+
+    if (X509_digest(cert, EVP_sha256(), md, &md_len) != 1 || md_len != 32)
+        return -1;
+    uc_hex_encode(md, md_len, out_hex);
+    return 0;
 }

@@ -35,4 +35,11 @@ void uc_tls_version_list(int min, int max, char *out, size_t out_len);
  * it). Returns 0, or -1 (out of memory, or OpenSSL could not print it). */
 int uc_x509_name_rfc2253(const X509_NAME *name, char **out);
 
+/* Writes len bytes as lowercase hex and a NUL into out (2 * len + 1). */
+void uc_hex_encode(const unsigned char *in, size_t len, char *out);
+/* The SHA-256 of the certificate's DER in lowercase hex (a fingerprint as
+ * `openssl x509 -fingerprint -sha256` shows it, without colons). Returns 0,
+ * or -1 if OpenSSL failed. */
+int uc_x509_sha256_hex(const X509 *cert, char out_hex[65]);
+
 #endif
