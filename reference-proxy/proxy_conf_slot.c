@@ -151,12 +151,14 @@ proxy_conf_set_path(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
     void *conf, char **args, int nargs)
 {
     char **f = PROXY_FIELD(conf, cmd, char *);
+    char *name;
 
-    if (*f != NULL) {
-        proxy_conf_error(p, "\"%s\" directive is duplicate", cmd->name);
+    if (proxy_conf_set_str(p, cmd, conf, args, nargs) != 0) {
         return -1;
     }
-    *f = proxy_conf_full_name(p->conf->conf_prefix, args[1]);
+    name = *f;
+    *f = proxy_conf_full_name(p->conf->conf_prefix, name);
+    free(name);
     return 0;
 }
 
