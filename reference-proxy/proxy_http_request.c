@@ -156,6 +156,50 @@ proxy_client_request_done(struct proxy_client *c)
     }
 }
 
+/*
+ * The host of an absolute-form request target (RFC 9112 3.2.2:
+ * "http://host[:port]/path"), lower-cased and without its port, with
+ * *path_out pointing at the path ("" when it has none): an origin server
+ * MUST accept the absolute-form and take the host from it, ignoring the
+ * Host header field, as nginx does (ngx_http_parse_request_line). NULL
+ * when the target is not in absolute-form or its host is empty.
+ */
+static char *
+proxy_request_absolute_host(const char *target, const char **path_out)
+{
+    const char *p, *auth;
+    char *h;
+    size_t len, i;
+
+    if (strncasecmp(target, "http://", 7) == 0) {
+        auth = target + 7;
+    } else if (strncasecmp(target, "https://", 8) == 0) {
+        auth = target + 8;
+    } else {
+        return NULL;
+    }
+    len = strcspn(auth, "/?#");
+    if (len == 0 || memchr(auth, '@', len) != NULL) {
+        return NULL;            /* no host, or userinfo (RFC 9110 4.2.4) */
+    }
+    p = auth;
+    if (p[0] == '[') {
+        const char *end = memchr(p, ']', len);
+
+        if (end == NULL) {
+            return NULL;
+        }
+        h = proxy_xstrndup(p, (size_t) (end - p + 1));
+    } else {
+        h = proxy_xstrndup(p, strcspn(p, ":/?#"));
+    }
+    for (i = 0; h[i]; i++) {
+        h[i] = (char) tolower((unsigned char) h[i]);
+    }
+    *path_out = auth + len;
+    return h;
+}
+
 /* The request head is complete. */
 static int
 proxy_request_header_done(struct proxy_client *c)
@@ -165,7 +209,7 @@ proxy_request_header_done(struct proxy_client *c)
     size_t i;
 
     host = proxy_hdr_get(&c->req.hdrs, PROXY_H_HOST);
-    if (host) {
+    if (host && c->req.host == NULL) {  /* an absolute-form target's host wins */
         char *h = proxy_xstrdup(host), *colon;
 
         if (h[0] != '[' && (colon = strchr(h, ':')) != NULL) {
@@ -184,7 +228,7 @@ proxy_request_header_done(struct proxy_client *c)
         c->req.keepalive = 0;
     }
     c->req.head = strcmp(c->req.method, "HEAD") == 0;
-    if (c->req.http_minor >= 1 && host == NULL) {
+    if (c->req.http_minor >= 1 && host == NULL && c->req.host == NULL) {
         proxy_client_log(c, PROXY_LOG_INFO, "client sent HTTP/1.1 request without "
             "\"Host\" header while reading client request headers");
         return 400;
@@ -224,6 +268,7 @@ proxy_client_process(struct proxy_client *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     char *line, *name, *v, *sp1, *sp2;
+    const char *path = NULL;
     size_t n;
     int status, rc;
 
@@ -257,8 +302,14 @@ proxy_client_process(struct proxy_client *c)
             c->req.line = proxy_xstrdup(line);
             sp1 = strchr(line, ' ');
             sp2 = sp1 ? strrchr(line, ' ') : NULL;
+            if (sp1 != NULL && sp2 != sp1) {
+                *sp2 = '\0';
+                c->req.host = proxy_request_absolute_host(sp1 + 1, &path);
+                *sp2 = ' ';
+            }
             if (sp1 == NULL || sp2 == sp1 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0
-                || (sp2[8] != '0' && sp2[8] != '1') || sp2[9] != '\0' || sp1[1] != '/') {
+                || (sp2[8] != '0' && sp2[8] != '1') || sp2[9] != '\0'
+                || (sp1[1] != '/' && c->req.host == NULL)) {
                 free(line);
                 c->state = PROXY_C_UPSTREAM;
                 proxy_client_log(c, PROXY_LOG_INFO, "client sent invalid request while "
@@ -267,7 +318,12 @@ proxy_client_process(struct proxy_client *c)
                 return;
             }
             c->req.method = proxy_xstrndup(line, (size_t) (sp1 - line));
-            c->req.uri = proxy_xstrndup(sp1 + 1, (size_t) (sp2 - sp1 - 1));
+            if (c->req.host != NULL) {    /* absolute-form: the path, "/" if none */
+                c->req.uri = proxy_xasprintf("%s%.*s", path[0] == '/' ? "" : "/",
+                    (int) (sp2 - path), path);
+            } else {
+                c->req.uri = proxy_xstrndup(sp1 + 1, (size_t) (sp2 - sp1 - 1));
+            }
             c->req.http_minor = sp2[8] - '0';
             c->req.got_request_line = 1;
             free(line);
