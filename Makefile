@@ -1,7 +1,8 @@
 # uptls — conformance harness for a reverse proxy's upstream TLS.
 # See README.md for the user's commands; each C component keeps its build
 # rules in a fragment next to its sources (fixtures/certgen.mk,
-# harness/backend.mk, reference-proxy/proxy.mk).
+# harness/backend.mk, reference-proxy/proxy.mk); the plumbing the three
+# share is a static library, harness/common/common.mk.
 
 PYTHON     ?= /usr/bin/python3
 CC         ?= cc
@@ -19,14 +20,30 @@ PKG_LIBS   := $(shell pkg-config --libs openssl libevent libevent_openssl 2>/dev
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wpointer-arith -Wformat=2 -Wno-unused-parameter
 CFLAGS    ?= -O2 -g
+# The one sanitizer recipe for the three programs (make asan, certgen-asan,
+# backend-asan, proxy-asan): ASan + UBSan, and a UBSan report stops the
+# program (-fno-sanitize-recover), so it fails the run as an ASan one does.
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(SAN_CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) $(SAN_CFLAGS)
 
 BIN := bin
 
+# $(eval $(call c_objects,SRC_DIR,OBJ_DIR)): compile SRC_DIR/%.c into
+# OBJ_DIR/%.o with ALL_CFLAGS, header dependencies tracked (-MMD); each C
+# fragment (common.mk, certgen.mk, backend.mk) uses it for its objects.
+define c_objects
+$(2)/%.o: $(1)/%.c | $(2)
+	$$(CC) $$(ALL_CFLAGS) -MMD -MP -c -o $$@ $$<
+$(2):
+	mkdir -p $$@
+-include $$(wildcard $(2)/*.d)
+endef
+
 .PHONY: all deps conformance test clean help
 all:
 
+include harness/common/common.mk
 include fixtures/certgen.mk
 include harness/backend.mk
 include reference-proxy/proxy.mk

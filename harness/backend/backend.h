@@ -16,6 +16,10 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include "../common/uc_json.h"
+#include "../common/uc_strv.h"
+#include "../common/uc_switch.h"
+
 #define BACKEND_ERR_LEN 512
 #define BACKEND_MAX_HELLO_EXTS 64
 
@@ -33,14 +37,9 @@ enum backend_fault {
     BACKEND_FAULT_SLOW_RESPONSE = 1u << 8,
 };
 
-/* Returns the fault's bit, or 0 if the name is unknown. */
-unsigned backend_fault_lookup(const char *name);
-/* The name of one fault bit. */
-const char *backend_fault_name(unsigned bit);
-/* Writes "a, b, c" (every known fault name) into out. */
-void backend_fault_list(char *out, size_t out_len);
-/* Prints one line per fault (name and description) for --help. */
-void backend_fault_print_help(void);
+/* The fault table: name, bit, help (uc_switch_lookup, _list, _print). */
+extern const struct uc_switch backend_faults[];
+extern const size_t backend_num_faults;
 
 /* ---- configuration (backend_config.c) ---------------------------------- */
 
@@ -62,7 +61,7 @@ struct backend_config {
     int tickets;       /* 1 = on */
     int close_after_response;
     const char *log_path; /* NULL = stdout */
-    unsigned faults;      /* enum backend_fault bits */
+    uint64_t faults;      /* enum backend_fault bits */
     int idle_timeout;     /* seconds */
     const char *listeners; /* --listeners FILE: the listeners come from FILE */
     int help;
@@ -112,8 +111,7 @@ struct backend_listeners {
     struct backend_config *cfgs;
     size_t num;
     unsigned char *invalid; /* invalid[i]: cfgs[i] had errors (reported in err) */
-    char **strings;         /* every string the cfgs point to */
-    size_t num_strings, cap_strings;
+    struct uc_strv strings; /* every string the cfgs point to */
 };
 
 /*
@@ -127,39 +125,17 @@ int backend_listeners_load(struct backend_listeners *ls, const char *path, char 
                            size_t err_len);
 void backend_listeners_free(struct backend_listeners *ls);
 
-/* ---- JSON lines (backend_json.c) ---------------------------------------- */
-
-struct json_writer {
-    char *buf;
-    size_t len;
-    size_t cap;
-    int comma;     /* a value was written at this nesting level */
-    int after_key; /* a key was written, its value is next */
-    int oom;
-};
-
-void json_reset(struct json_writer *jw);
-void json_free(struct json_writer *jw);
-void json_obj_begin(struct json_writer *jw);
-void json_obj_end(struct json_writer *jw);
-void json_arr_begin(struct json_writer *jw);
-void json_arr_end(struct json_writer *jw);
-void json_key(struct json_writer *jw, const char *key);
-void json_str(struct json_writer *jw, const char *s);
-void json_strn(struct json_writer *jw, const char *s, size_t len);
-void json_int(struct json_writer *jw, long long v);
-void json_double(struct json_writer *jw, double v);
-void json_bool(struct json_writer *jw, int v);
-void json_null(struct json_writer *jw);
-
-/* The observation log: one JSON object per line, one write(2) per line. */
+/* ---- the observation log (backend_json.c) --------------------------------
+ *
+ * One JSON object per line (harness/common/uc_json.h writes it, under the
+ * project's one string policy), one write(2) per line. */
 struct backend_log {
     int fd;
     int owned;
     const char *name;
     unsigned long listener; /* with --listeners: its position (1, 2, ...), in every line */
     double t0;
-    struct json_writer jw;
+    struct uc_json jw;
 };
 
 int backend_log_open(struct backend_log *log, const char *path, const char *name, char *err,
@@ -167,8 +143,8 @@ int backend_log_open(struct backend_log *log, const char *path, const char *name
 void backend_log_close(struct backend_log *log);
 /* Starts a line: {"event":EVENT,"name":NAME,"listener":N,"conn":CONN,"t":T
  * (listener 0 = omitted, conn 0 = omitted) */
-struct json_writer *backend_log_begin(struct backend_log *log, const char *event,
-                                      unsigned long conn);
+struct uc_json *backend_log_begin(struct backend_log *log, const char *event,
+                                  unsigned long conn);
 /* Closes the object and writes the line. */
 void backend_log_end(struct backend_log *log);
 double backend_now(void);
@@ -256,6 +232,43 @@ void backend_conn_start_slow(struct backend_conn *c);
 /* ---- HTTP (backend_http.c) ----------------------------------------------- */
 
 enum http_parse_result { HTTP_NEED_MORE, HTTP_DONE, HTTP_BAD };
+
+#define MAX_HEADERS 100
+
+struct http_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+struct http_request {
+    const char *method;
+    size_t method_len;
+    const char *target;
+    size_t target_len;
+    const char *version;
+    size_t version_len;
+    struct http_header headers[MAX_HEADERS];
+    size_t num_headers;
+    long long content_length; /* -1 = none */
+    int chunked;
+    int conn_close;
+    int conn_keep_alive;
+    size_t head_len;  /* request line + headers + blank line */
+    size_t total_len; /* head + body as sent */
+    size_t body_len;  /* decoded body */
+};
+
+/*
+ * Parses one request at the front of p (len bytes). On HTTP_BAD sets
+ * *out_status and *out_err; on HTTP_NEED_MORE *out_need may say how many
+ * bytes are needed. The request's pointers point into p. (Also the parser
+ * fuzz/fuzz_backend_request.c calls.)
+ */
+enum http_parse_result backend_http_parse_request(const char *p, size_t len,
+                                                  struct http_request *req, int *out_status,
+                                                  size_t *out_need, const char **out_err);
 
 /*
  * Parses and answers every complete request at the front of c->in, appending

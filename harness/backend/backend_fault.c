@@ -3,18 +3,12 @@
  * --fault NAME (repeatable). Each entry is documented by a comment that
  * starts with its own name, in the manner of BoringSSL's ProtocolBugs.
  */
-#include <stdio.h>
-#include <string.h>
-
 #include "backend.h"
 
-struct backend_fault_def {
-    const char *name;
-    unsigned bit;
-    const char *help;
-};
-
-static const struct backend_fault_def backend_faults[] = {
+/* Lookup, the list in error messages and the help lines come from this
+ * table (harness/common/uc_switch.h): a new fault is one row here and one
+ * bit in enum backend_fault. */
+const struct uc_switch backend_faults[] = {
     /* stall-handshake: accept the TCP connection and never send a byte;
      * what the client sends is read and discarded. Checks the proxy's
      * connect/handshake timeout. */
@@ -55,44 +49,4 @@ static const struct backend_fault_def backend_faults[] = {
      "send the response one byte every 50 ms"},
 };
 
-#define NUM_FAULTS (sizeof(backend_faults) / sizeof(backend_faults[0]))
-
-unsigned backend_fault_lookup(const char *name)
-{
-    for (size_t i = 0; i < NUM_FAULTS; i++) {
-        if (strcmp(backend_faults[i].name, name) == 0)
-            return backend_faults[i].bit;
-    }
-    return 0;
-}
-
-const char *backend_fault_name(unsigned bit)
-{
-    for (size_t i = 0; i < NUM_FAULTS; i++) {
-        if (backend_faults[i].bit == bit)
-            return backend_faults[i].name;
-    }
-    return "?";
-}
-
-void backend_fault_list(char *out, size_t out_len)
-{
-    size_t used = 0;
-
-    if (out_len == 0)
-        return;
-    out[0] = '\0';
-    for (size_t i = 0; i < NUM_FAULTS; i++) {
-        int n = snprintf(out + used, out_len - used, "%s%s", i ? ", " : "",
-                         backend_faults[i].name);
-        if (n < 0 || (size_t)n >= out_len - used)
-            return;
-        used += (size_t)n;
-    }
-}
-
-void backend_fault_print_help(void)
-{
-    for (size_t i = 0; i < NUM_FAULTS; i++)
-        printf("  %-26s %s\n", backend_faults[i].name, backend_faults[i].help);
-}
+const size_t backend_num_faults = UC_SWITCH_COUNT(backend_faults);

@@ -16,34 +16,8 @@
 #include "backend.h"
 
 #define MAX_HEADER_BYTES (64 * 1024)
-#define MAX_HEADERS 100
 #define MAX_BODY (16L * 1024 * 1024)
 #define HUGE_HEADER_FILLER 80 /* huge-headers: 80 headers of 1000 bytes */
-
-struct http_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-
-struct http_request {
-    const char *method;
-    size_t method_len;
-    const char *target;
-    size_t target_len;
-    const char *version;
-    size_t version_len;
-    struct http_header headers[MAX_HEADERS];
-    size_t num_headers;
-    long long content_length; /* -1 = none */
-    int chunked;
-    int conn_close;
-    int conn_keep_alive;
-    size_t head_len;  /* request line + headers + blank line */
-    size_t total_len; /* head + body as sent */
-    size_t body_len;  /* decoded body */
-};
 
 static int is_tchar(unsigned char c)
 {
@@ -163,9 +137,9 @@ static enum http_parse_result parse_chunked(const char *p, size_t len, size_t *o
  * Parses one request at the front of p. On HTTP_BAD sets *out_status and
  * *out_err. The request's pointers point into p.
  */
-static enum http_parse_result parse_request(const char *p, size_t len, struct http_request *req,
-                                            int *out_status, size_t *out_need,
-                                            const char **out_err)
+enum http_parse_result backend_http_parse_request(const char *p, size_t len,
+                                                  struct http_request *req, int *out_status,
+                                                  size_t *out_need, const char **out_err)
 {
     const char *end, *line, *eol, *sp1, *sp2;
     size_t scan = len < MAX_HEADER_BYTES + 4 ? len : MAX_HEADER_BYTES + 4;
@@ -339,41 +313,41 @@ static enum http_parse_result parse_request(const char *p, size_t len, struct ht
 static void log_request(struct backend_conn *c, const struct http_request *req, int status,
                         const char *err)
 {
-    struct json_writer *jw = backend_log_begin(&c->srv->log, "request", c->id);
+    struct uc_json *jw = backend_log_begin(&c->srv->log, "request", c->id);
 
-    json_key(jw, "req");
-    json_int(jw, (long long)c->num_requests);
-    json_key(jw, "method");
+    uc_json_key(jw, "req");
+    uc_json_int(jw, (long long)c->num_requests);
+    uc_json_key(jw, "method");
     if (req->method)
-        json_strn(jw, req->method, req->method_len);
+        uc_json_strn(jw, req->method, req->method_len);
     else
-        json_null(jw);
-    json_key(jw, "path");
+        uc_json_null(jw);
+    uc_json_key(jw, "path");
     if (req->target)
-        json_strn(jw, req->target, req->target_len);
+        uc_json_strn(jw, req->target, req->target_len);
     else
-        json_null(jw);
-    json_key(jw, "version");
+        uc_json_null(jw);
+    uc_json_key(jw, "version");
     if (req->version)
-        json_strn(jw, req->version, req->version_len);
+        uc_json_strn(jw, req->version, req->version_len);
     else
-        json_null(jw);
-    json_key(jw, "headers");
-    json_arr_begin(jw);
+        uc_json_null(jw);
+    uc_json_key(jw, "headers");
+    uc_json_arr_begin(jw);
     for (size_t i = 0; i < req->num_headers; i++) {
-        json_arr_begin(jw);
-        json_strn(jw, req->headers[i].name, req->headers[i].name_len);
-        json_strn(jw, req->headers[i].value, req->headers[i].value_len);
-        json_arr_end(jw);
+        uc_json_arr_begin(jw);
+        uc_json_strn(jw, req->headers[i].name, req->headers[i].name_len);
+        uc_json_strn(jw, req->headers[i].value, req->headers[i].value_len);
+        uc_json_arr_end(jw);
     }
-    json_arr_end(jw);
-    json_key(jw, "body_len");
-    json_int(jw, (long long)req->body_len);
-    json_key(jw, "status");
-    json_int(jw, status);
+    uc_json_arr_end(jw);
+    uc_json_key(jw, "body_len");
+    uc_json_int(jw, (long long)req->body_len);
+    uc_json_key(jw, "status");
+    uc_json_int(jw, status);
     if (err != NULL) {
-        json_key(jw, "error");
-        json_str(jw, err);
+        uc_json_key(jw, "error");
+        uc_json_str(jw, err);
     }
     backend_log_end(&c->srv->log);
 }
@@ -402,7 +376,7 @@ static const char *status_text(int status)
 static void respond(struct backend_conn *c, int status, int head_only, int conn_close)
 {
     const struct backend_config *cfg = c->srv->cfg;
-    unsigned faults = cfg->faults;
+    uint64_t faults = cfg->faults;
     struct evbuffer *dst = (faults & BACKEND_FAULT_SLOW_RESPONSE) ? c->slow : c->out;
     char body[256];
     int body_len;
@@ -481,7 +455,7 @@ void backend_http_process(struct backend_conn *c)
         /* Parsing restarts from the request line each time; need says how
          * much must have arrived before that can make progress (a large
          * body is then not re-copied on every read). */
-        r = parse_request(p, len, &req, &status, &need, &err);
+        r = backend_http_parse_request(p, len, &req, &status, &need, &err);
         if (r == HTTP_NEED_MORE) {
             c->http_need = need;
             return;

@@ -63,6 +63,7 @@ setup() {
     RUN="$WORK/run"
     cp -R "$HERE/template/target" "$RUN"
     chmod 711 "$WORK" "$RUN" 2>/dev/null  # workers running as nobody reach the run folder
+    [ -n "${PORT_FIXED:-}" ] || free_block
     HERE_SED=$(printf '%s' "$HERE" | sed 's/[|&\\]/\\&/g')
     RUN_SED=$(printf '%s' "$RUN" | sed 's/[|&\\]/\\&/g')
     PORT_SED=""
@@ -85,6 +86,24 @@ setup() {
         [ $i -lt 100 ] || cannot_run "uptls-backend not ready within 10 s (ports $PORT_BASE+: set PORT_BASE=...)"
         sleep 0.1; i=$((i + 1))
     done
+}
+
+# free_block: move PORT_BASE on (by 101, 20 times at most) until none of
+# its NPORTS ports has a listener (curl: 7 = refused). PORT_BASE=N given by
+# the user is kept as it is.
+free_block() {
+    tries=0
+    while [ $tries -lt 20 ]; do
+        i=0; busy=""
+        while [ $i -lt "$NPORTS" ]; do
+            curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$((PORT_BASE + i))/" 2>/dev/null
+            [ $? -eq 7 ] || { busy=1; break; }
+            i=$((i + 1))
+        done
+        [ -z "$busy" ] && return 0
+        PORT_BASE=$((PORT_BASE + 101)); tries=$((tries + 1))
+    done
+    cannot_run "no free block of $NPORTS ports found from 127.0.0.1:$PORT_BASE (set PORT_BASE=...)"
 }
 
 # start_target CMD...: start the proxy; ready when $P0 accepts.

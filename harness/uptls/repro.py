@@ -181,6 +181,7 @@ def run_sh(target, info, sc, job, folder, nports, default_bin):
              f"TARGET_NAME={shlex.quote(info['name'] + ' ' + info['version'])}",
              f"TARGET_BIN=${{TARGET_BIN:-{default_bin}}}",
              'BACKEND=${UPTLS_BACKEND:-$HERE/bin/uptls-backend}',
+             "PORT_FIXED=${PORT_BASE:+1}",
              f"PORT_BASE=${{PORT_BASE:-{free_block(nports)}}}",
              f"NPORTS={nports}",
              f"REFUSAL_CLOSES={1 if getattr(target, 'refusal_closes_connection', False) else 0}",
