@@ -383,6 +383,8 @@ SSL_CTX *backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t
         FAIL("--key: cannot load '%s'", cfg->key);
     if (SSL_CTX_check_private_key(ctx) != 1)
         FAIL("--key: '%s' does not match the certificate in '%s'", cfg->key, cfg->cert);
+    if (backend_fault_chain_apply(ctx, cfg->faults, err, err_len) != 0)
+        goto fail;
 
     if (cfg->client_auth != BACKEND_AUTH_NONE) {
         int mode = SSL_VERIFY_PEER;
