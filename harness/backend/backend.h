@@ -269,6 +269,7 @@ struct backend_conn {
     size_t fault_at;
     int fault_done;        /* the response fault acted (once per connection) */
     int fault_hold;        /* renegotiate-other-cert: no response until the renegotiation ends */
+    int fault_nudges;      /* renegotiate-other-cert: HelloRequests sent again */
     struct evbuffer *raw;  /* flight faults: bytes for the socket as they are */
     struct event *raw_timer;
     int flight_cut;        /* garbage-after-server-hello: later TLS output is dropped */

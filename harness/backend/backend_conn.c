@@ -497,7 +497,7 @@ static enum run_result conn_run_active(struct backend_conn *c)
         backend_conn_close(c, reason);
         return RUN_FREED;
     }
-    if (c->closing) {
+    if (c->closing && !c->fault_hold) {
         if (evbuffer_get_length(c->out) == 0 && evbuffer_get_length(c->slow) == 0)
             return conn_finish(c);
         /* Still writing (or slow-response still feeding): no more reads. */

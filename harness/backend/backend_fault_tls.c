@@ -25,6 +25,8 @@
 #define KEY_UPDATE_FLOOD 32       /* BoringSSL's runner: kMaxKeyUpdates is 32 */
 #define OVERSIZED_RECORD_LEN 18688 /* > 2^14 + 2048 (RFC 5246 6.2.3) and + 256 (RFC 8446 5.2) */
 #define RAW_SEND_WAIT_MS 1000
+#define NUDGE_MS 100   /* renegotiate-other-cert: HelloRequest again this often */
+#define NUDGE_MAX 20   /* ... at most this many times */
 
 /* Faults that act before the response. */
 #define BEFORE_RESPONSE                                                                         \
@@ -243,10 +245,33 @@ int backend_fault_tls_act(struct backend_conn *c)
     return 0;
 }
 
+/* While the renegotiation has not started, the HelloRequest is sent again
+ * every NUDGE_MS: an OpenSSL client acts on a HelloRequest only at its next
+ * SSL_read or SSL_write (ssl3_renegotiate_check), and an event-driven client
+ * waiting for the response reads again only when more bytes arrive. A
+ * HelloRequest received during a handshake is ignored (RFC 5246 7.4.1.1). */
+static void nudge(struct backend_conn *c)
+{
+    struct timeval tv = {0, NUDGE_MS * 1000};
+
+    if (event_pending(c->slow_timer, EV_TIMEOUT, NULL) || c->fault_nudges > NUDGE_MAX)
+        return;
+    if (c->fault_nudges++ > 0 && !SSL_in_init(c->ssl)) {
+        ERR_clear_error();
+        if (SSL_renegotiate(c->ssl) != 1 || SSL_do_handshake(c->ssl) != 1)
+            ERR_clear_error();
+    }
+    event_add(c->slow_timer, &tv); /* conn_slow_cb runs the connection again */
+}
+
 int backend_fault_tls_hold_ended(struct backend_conn *c)
 {
-    if (!c->fault_hold || SSL_renegotiate_pending(c->ssl))
+    if (!c->fault_hold)
         return 0;
+    if (SSL_renegotiate_pending(c->ssl)) {
+        nudge(c);
+        return 0;
+    }
     c->fault_hold = 0;
     backend_fault_log(c, "renegotiate-other-cert", "renegotiation completed, responding");
     return 1;

@@ -122,7 +122,9 @@ static void observe_client_hello(struct backend_conn *c, SSL *ssl)
     size_t num_exts = 0;
 
     json_key(jw, "after_hrr");
-    json_bool(jw, c->client_hello_seen);
+    json_bool(jw, c->client_hello_seen && !c->handshake_done);
+    json_key(jw, "renegotiation");
+    json_bool(jw, c->handshake_done);
 
     unsigned legacy = SSL_client_hello_get0_legacy_version(ssl);
     json_key(jw, "legacy_version");
