@@ -15,11 +15,13 @@
 #
 # Targets: proxy_conf (configuration parser), proxy_request (HTTP request
 # parser), proxy_response (HTTP response parser), backend_request
-# (uptls-backend's request parser). Each fuzz_*.c says what it covers and how.
+# (uptls-backend's request parser), backend_faults (uptls-backend's fault
+# specification: --listeners lines and --fault on the command line). Each
+# fuzz_*.c says what it covers and how.
 
 FUZZ_SECONDS  ?= 60
 FUZZ_CC       ?= clang
-FUZZ_TARGETS  ?= proxy_conf proxy_request proxy_response backend_request
+FUZZ_TARGETS  ?= proxy_conf proxy_request proxy_response backend_request backend_faults
 FUZZ_ARGS     ?=
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Wno-missing-prototypes $(PKG_CFLAGS)
@@ -35,6 +37,7 @@ FUZZ_SRCS_proxy_conf      := $(PROXY_LIB_SRCS)
 FUZZ_SRCS_proxy_request   := reference-proxy/proxy_conf.c $(PROXY_LIB_SRCS)
 FUZZ_SRCS_proxy_response  := reference-proxy/proxy_conf.c $(PROXY_LIB_SRCS)
 FUZZ_SRCS_backend_request := $(BACKEND_LIB_SRCS)
+FUZZ_SRCS_backend_faults  := $(BACKEND_LIB_SRCS) harness/backend/backend_http.c $(COMMON_SRCS)
 
 FUZZ_DEPS := $(wildcard fuzz/*.c fuzz/*.h reference-proxy/*.c reference-proxy/*.h \
                harness/backend/*.c harness/backend/*.h)

