@@ -29,6 +29,17 @@ LDLIBS_ALL = $(PKG_LIBS) $(SAN_CFLAGS)
 
 BIN := bin
 
+# $(eval $(call c_objects,SRC_DIR,OBJ_DIR)): compile SRC_DIR/%.c into
+# OBJ_DIR/%.o with ALL_CFLAGS, header dependencies tracked (-MMD); each C
+# fragment (common.mk, certgen.mk, backend.mk) uses it for its objects.
+define c_objects
+$(2)/%.o: $(1)/%.c | $(2)
+	$$(CC) $$(ALL_CFLAGS) -MMD -MP -c -o $$@ $$<
+$(2):
+	mkdir -p $$@
+-include $$(wildcard $(2)/*.d)
+endef
+
 .PHONY: all deps conformance test clean help
 all:
 

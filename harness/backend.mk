@@ -15,13 +15,7 @@ all: $(BIN)/uptls-backend
 $(BIN)/uptls-backend: $(BACKEND_OBJS) $(COMMON_LIB) | $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $(BACKEND_OBJS) $(COMMON_LIB) $(LDLIBS_ALL)
 
-$(BACKEND_OBJDIR)/%.o: harness/backend/%.c | $(BACKEND_OBJDIR)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
-
-$(BACKEND_OBJDIR):
-	mkdir -p $@
-
--include $(BACKEND_OBJS:.o=.d)
+$(eval $(call c_objects,harness/backend,$(BACKEND_OBJDIR)))
 
 .PHONY: backend-test backend-asan
 backend-test: $(BIN)/uptls-backend

@@ -1,8 +1,9 @@
 # Robustness: owned by soak/. Included by the top Makefile (make asan is
 # declared there and runs asan-run below).
 #
-#   make asan      ASan+UBSan builds of uptls-certgen, uptls-backend and
-#                  uptls-proxy in build/asan/bin/ (bin/ is left alone), then
+#   make asan      ASan+UBSan builds (SAN_FLAGS) of uptls-certgen,
+#                  uptls-backend, uptls-proxy and the common library's test
+#                  driver in build/asan/bin/ (bin/ is left alone), then
 #                  the whole catalogue against the reference proxy with all
 #                  three sanitizer builds (UPTLS_BIN_DIR), then the three
 #                  programs' own test suites against them. Every sanitizer
@@ -19,7 +20,8 @@
 ASAN_SAN     := $(SAN_FLAGS)
 ASAN_DIR     := build/asan
 ASAN_REPORTS := $(abspath $(ASAN_DIR)/reports)
-ASAN_PROGS   := $(ASAN_DIR)/bin/uptls-certgen $(ASAN_DIR)/bin/uptls-backend $(ASAN_DIR)/bin/uptls-proxy
+ASAN_PROGS   := $(ASAN_DIR)/bin/uptls-certgen $(ASAN_DIR)/bin/uptls-backend $(ASAN_DIR)/bin/uptls-proxy \
+                $(ASAN_DIR)/bin/uc_selftest
 # Reports go to files (one per process), so none is lost in a pipe nobody
 # reads (the driver does not read the backends' stderr) and none can pass
 # unseen in a test that only checks an exit status.
@@ -40,6 +42,9 @@ $(ASAN_COMMON_LIB): $(COMMON_SRCS:%.c=$(ASAN_DIR)/obj/%.o)
 	rm -f $@
 	$(AR) rcs $@ $^
 
+$(ASAN_DIR)/bin/uc_selftest: harness/common/test/uc_selftest.c $(ASAN_COMMON_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ASAN_SAN) -o $@ $^ $(PKG_LIBS)
 $(ASAN_DIR)/bin/uptls-certgen: $(CERTGEN_SRCS:%.c=$(ASAN_DIR)/obj/%.o) $(ASAN_COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ $(PKG_LIBS) $(ASAN_SAN)
@@ -63,7 +68,8 @@ asan-run: asan-build
 	$(ASAN_ENV) UPTLS_CERTGEN=$(abspath $(ASAN_DIR)/bin/uptls-certgen) \
 	  UPTLS_BACKEND_BIN=$(abspath $(ASAN_DIR)/bin/uptls-backend) \
 	  UPTLS_PROXY_BIN=$(abspath $(ASAN_DIR)/bin/uptls-proxy) UPTLS_PROXY_FAST=1 \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider fixtures/test_certgen.py \
+	  UPTLS_COMMON_SELFTEST=$(abspath $(ASAN_DIR)/bin/uc_selftest) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider harness/common/test_common.py fixtures/test_certgen.py \
 	  harness/backend/test_backend.py reference-proxy/test_proxy.py -k 'not valgrind' \
 	  || { $(MAKE) --no-print-directory asan-check; exit 1; }
 	@$(MAKE) --no-print-directory asan-check

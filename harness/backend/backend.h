@@ -16,6 +16,8 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include "../common/uc_json.h"
+#include "../common/uc_strv.h"
 #include "../common/uc_switch.h"
 
 #define BACKEND_ERR_LEN 512
@@ -131,8 +133,7 @@ struct backend_listeners {
     struct backend_config *cfgs;
     size_t num;
     unsigned char *invalid; /* invalid[i]: cfgs[i] had errors (reported in err) */
-    char **strings;         /* every string the cfgs point to */
-    size_t num_strings, cap_strings;
+    struct uc_strv strings; /* every string the cfgs point to */
 };
 
 /*
@@ -146,39 +147,17 @@ int backend_listeners_load(struct backend_listeners *ls, const char *path, char 
                            size_t err_len);
 void backend_listeners_free(struct backend_listeners *ls);
 
-/* ---- JSON lines (backend_json.c) ---------------------------------------- */
-
-struct json_writer {
-    char *buf;
-    size_t len;
-    size_t cap;
-    int comma;     /* a value was written at this nesting level */
-    int after_key; /* a key was written, its value is next */
-    int oom;
-};
-
-void json_reset(struct json_writer *jw);
-void json_free(struct json_writer *jw);
-void json_obj_begin(struct json_writer *jw);
-void json_obj_end(struct json_writer *jw);
-void json_arr_begin(struct json_writer *jw);
-void json_arr_end(struct json_writer *jw);
-void json_key(struct json_writer *jw, const char *key);
-void json_str(struct json_writer *jw, const char *s);
-void json_strn(struct json_writer *jw, const char *s, size_t len);
-void json_int(struct json_writer *jw, long long v);
-void json_double(struct json_writer *jw, double v);
-void json_bool(struct json_writer *jw, int v);
-void json_null(struct json_writer *jw);
-
-/* The observation log: one JSON object per line, one write(2) per line. */
+/* ---- the observation log (backend_json.c) --------------------------------
+ *
+ * One JSON object per line (harness/common/uc_json.h writes it, under the
+ * project's one string policy), one write(2) per line. */
 struct backend_log {
     int fd;
     int owned;
     const char *name;
     unsigned long listener; /* with --listeners: its position (1, 2, ...), in every line */
     double t0;
-    struct json_writer jw;
+    struct uc_json jw;
 };
 
 int backend_log_open(struct backend_log *log, const char *path, const char *name, char *err,
@@ -186,8 +165,8 @@ int backend_log_open(struct backend_log *log, const char *path, const char *name
 void backend_log_close(struct backend_log *log);
 /* Starts a line: {"event":EVENT,"name":NAME,"listener":N,"conn":CONN,"t":T
  * (listener 0 = omitted, conn 0 = omitted) */
-struct json_writer *backend_log_begin(struct backend_log *log, const char *event,
-                                      unsigned long conn);
+struct uc_json *backend_log_begin(struct backend_log *log, const char *event,
+                                  unsigned long conn);
 /* Closes the object and writes the line. */
 void backend_log_end(struct backend_log *log);
 double backend_now(void);

@@ -1,17 +1,19 @@
 /*
  * Command line: one table of options (name, argument, kind, field, choices,
  * help). Help is printed from the table; defaults are set in one place
- * (backend_config_defaults). Every error is collected before failing, and
+ * (backend_defaults). Every error is collected before failing, and
  * each names the option, the bad value and the allowed values.
  */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/uc_err.h"
+#include "../common/uc_str.h"
+#include "../common/uc_tls.h"
 #include "backend.h"
 
 enum opt_kind {
@@ -20,13 +22,12 @@ enum opt_kind {
     OPT_SECS,   /* int 1..86400 */
     OPT_CHOICE, /* int: the value mapped through choices/values */
     OPT_FLAG,   /* int set to 1, no argument */
-    OPT_FAULT,  /* unsigned bit set, repeatable */
+    OPT_FAULT,  /* uint64_t bit set, repeatable */
+    OPT_PROTO,  /* int: a TLS version TLSv1..TLSv1.3 (uc_tls) */
 };
 
 static const char *const auth_choices[] = {"none", "request", "require", NULL};
 static const int auth_values[] = {BACKEND_AUTH_NONE, BACKEND_AUTH_REQUEST, BACKEND_AUTH_REQUIRE};
-static const char *const proto_choices[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", NULL};
-static const int proto_values[] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION};
 static const char *const onoff_choices[] = {"on", "off", NULL};
 static const int onoff_values[] = {1, 0};
 
@@ -54,9 +55,9 @@ static const struct backend_opt backend_opts[] = {
      "ask for a client certificate: none|request|require (default none)"},
     {"--client-ca", "CA.pem", OPT_STR, F(client_ca), NULL, NULL,
      "CAs that verify client certificates and are named in the CertificateRequest"},
-    {"--min-proto", "VER", OPT_CHOICE, F(min_proto), proto_choices, proto_values,
+    {"--min-proto", "VER", OPT_PROTO, F(min_proto), NULL, NULL,
      "lowest TLS version: TLSv1|TLSv1.1|TLSv1.2|TLSv1.3 (default: OpenSSL's)"},
-    {"--max-proto", "VER", OPT_CHOICE, F(max_proto), proto_choices, proto_values,
+    {"--max-proto", "VER", OPT_PROTO, F(max_proto), NULL, NULL,
      "highest TLS version (default: OpenSSL's)"},
     {"--ciphers", "STR", OPT_STR, F(ciphers), NULL, NULL,
      "TLS <= 1.2 cipher list, may hold @SECLEVEL=N (SSL_CTX_set_cipher_list)"},
@@ -84,38 +85,19 @@ static const struct backend_opt backend_opts[] = {
 
 #define NUM_OPTS (sizeof(backend_opts) / sizeof(backend_opts[0]))
 
+/* Every default, in one place; what is not named here is 0 or NULL (no
+ * client auth, OpenSSL's version range, the log on stdout, no fault). */
+static const struct backend_config backend_defaults = {
+    .listen = "127.0.0.1",
+    .client_auth = BACKEND_AUTH_NONE,
+    .session_cache = 1,
+    .tickets = 1,
+    .idle_timeout = 300,
+};
+
 void backend_config_defaults(struct backend_config *cfg)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->listen = "127.0.0.1";
-    cfg->port = 0;
-    cfg->client_auth = BACKEND_AUTH_NONE;
-    cfg->min_proto = 0;
-    cfg->max_proto = 0;
-    cfg->session_cache = 1;
-    cfg->tickets = 1;
-    cfg->log_path = NULL;
-    cfg->idle_timeout = 300;
-}
-
-static void add_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void add_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    size_t used = strlen(err);
-    va_list ap;
-
-    if (used + 1 >= err_len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err + used, err_len - used, fmt, ap);
-    va_end(ap);
-    used = strlen(err);
-    if (used + 1 < err_len) {
-        err[used] = '\n';
-        err[used + 1] = '\0';
-    }
+    *cfg = backend_defaults;
 }
 
 static void choices_str(const char *const *choices, char *out, size_t out_len)
@@ -131,19 +113,6 @@ static void choices_str(const char *const *choices, char *out, size_t out_len)
     }
 }
 
-static int parse_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static void apply_opt(struct backend_config *cfg, const struct backend_opt *o, const char *val,
                       char *err, size_t err_len)
 {
@@ -153,18 +122,18 @@ static void apply_opt(struct backend_config *cfg, const struct backend_opt *o, c
     switch (o->kind) {
     case OPT_STR:
         if (val[0] == '\0')
-            add_err(err, err_len, "%s: empty value; expected %s", o->name, o->arg);
+            uc_err_add(err, err_len, "%s: empty value; expected %s", o->name, o->arg);
         else
             *(const char **)(void *)field = val;
         break;
     case OPT_PORT:
-        if (parse_int(val, 0, 65535, (int *)(void *)field) != 0)
-            add_err(err, err_len, "%s: bad value '%s'; allowed: an integer 0..65535", o->name,
+        if (uc_parse_int(val, 0, 65535, (int *)(void *)field) != 0)
+            uc_err_add(err, err_len, "%s: bad value '%s'; allowed: an integer 0..65535", o->name,
                     val);
         break;
     case OPT_SECS:
-        if (parse_int(val, 1, 86400, (int *)(void *)field) != 0)
-            add_err(err, err_len, "%s: bad value '%s'; allowed: an integer 1..86400", o->name,
+        if (uc_parse_int(val, 1, 86400, (int *)(void *)field) != 0)
+            uc_err_add(err, err_len, "%s: bad value '%s'; allowed: an integer 1..86400", o->name,
                     val);
         break;
     case OPT_CHOICE:
@@ -175,8 +144,18 @@ static void apply_opt(struct backend_config *cfg, const struct backend_opt *o, c
             }
         }
         choices_str(o->choices, list, sizeof(list));
-        add_err(err, err_len, "%s: bad value '%s'; allowed: %s", o->name, val, list);
+        uc_err_add(err, err_len, "%s: bad value '%s'; allowed: %s", o->name, val, list);
         break;
+    case OPT_PROTO: {
+        int v = uc_tls_version_by_name(val);
+        if (v >= TLS1_VERSION && v <= TLS1_3_VERSION) {
+            *(int *)(void *)field = v;
+            return;
+        }
+        uc_tls_version_list(TLS1_VERSION, TLS1_3_VERSION, list, sizeof(list));
+        uc_err_add(err, err_len, "%s: bad value '%s'; allowed: %s", o->name, val, list);
+        break;
+    }
     case OPT_FLAG:
         *(int *)(void *)field = 1;
         break;
@@ -184,7 +163,7 @@ static void apply_opt(struct backend_config *cfg, const struct backend_opt *o, c
         uint64_t bit = uc_switch_lookup(backend_faults, backend_num_faults, val);
         if (bit == 0) {
             uc_switch_list(backend_faults, backend_num_faults, list, sizeof(list));
-            add_err(err, err_len, "--fault: unknown fault '%s'; known faults: %s", val, list);
+            uc_err_add(err, err_len, "--fault: unknown fault '%s'; known faults: %s", val, list);
         } else {
             *(uint64_t *)(void *)field |= bit;
         }
@@ -215,13 +194,13 @@ int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char
             }
         }
         if (o == NULL) {
-            add_err(err, err_len, "unknown option '%s' (see -h)", arg);
+            uc_err_add(err, err_len, "unknown option '%s' (see -h)", arg);
             continue;
         }
         num_opts++;
         if (o->arg == NULL) {
             if (arg[name_len] == '=')
-                add_err(err, err_len, "%s: takes no value", o->name);
+                uc_err_add(err, err_len, "%s: takes no value", o->name);
             else
                 apply_opt(cfg, o, NULL, err, err_len);
             continue;
@@ -231,7 +210,7 @@ int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char
         } else if (i + 1 < argc) {
             val = argv[++i];
         } else {
-            add_err(err, err_len, "%s: missing value; expected %s", o->name, o->arg);
+            uc_err_add(err, err_len, "%s: missing value; expected %s", o->name, o->arg);
             continue;
         }
         apply_opt(cfg, o, val, err, err_len);
@@ -242,7 +221,7 @@ int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char
     if (cfg->listeners != NULL) {
         /* Each listener's line carries all its options. */
         if (num_opts != 1)
-            add_err(err, err_len, "--listeners: takes no other option (each listener's line "
+            uc_err_add(err, err_len, "--listeners: takes no other option (each listener's line "
                                   "carries its own)");
         return err[0] == '\0' ? 0 : -1;
     }
@@ -253,11 +232,11 @@ int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char
 void backend_config_check(const struct backend_config *cfg, char *err, size_t err_len)
 {
     if (cfg->name == NULL)
-        add_err(err, err_len, "--name: required");
+        uc_err_add(err, err_len, "--name: required");
     else {
         for (const char *p = cfg->name; *p; p++) {
             if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
-                add_err(err, err_len,
+                uc_err_add(err, err_len,
                         "--name: bad value '%s'; allowed: printable ASCII without spaces",
                         cfg->name);
                 break;
@@ -265,13 +244,13 @@ void backend_config_check(const struct backend_config *cfg, char *err, size_t er
         }
     }
     if (cfg->cert == NULL)
-        add_err(err, err_len, "--cert: required");
+        uc_err_add(err, err_len, "--cert: required");
     if (cfg->key == NULL)
-        add_err(err, err_len, "--key: required");
+        uc_err_add(err, err_len, "--key: required");
     if (cfg->min_proto != 0 && cfg->max_proto != 0 && cfg->min_proto > cfg->max_proto)
-        add_err(err, err_len, "--min-proto: higher than --max-proto");
+        uc_err_add(err, err_len, "--min-proto: higher than --max-proto");
     if (cfg->client_ca != NULL && cfg->client_auth == BACKEND_AUTH_NONE)
-        add_err(err, err_len, "--client-ca: given with --client-auth none; allowed with: "
+        uc_err_add(err, err_len, "--client-ca: given with --client-auth none; allowed with: "
                               "request, require");
 }
 
@@ -293,21 +272,26 @@ void backend_config_set(struct backend_config *cfg, unsigned long *seen, const c
             break;
         }
     }
+<<<<<<< HEAD
     if (o == NULL || o->offset == F(help) || o->offset == F(listeners) ||
         o->offset == F(list_faults)) {
         add_err(err, err_len, "unknown key '%s'; allowed: the long options without '--' (see -h)",
+=======
+    if (o == NULL || o->offset == F(help) || o->offset == F(listeners)) {
+        uc_err_add(err, err_len, "unknown key '%s'; allowed: the long options without '--' (see -h)",
+>>>>>>> r-clib
                 key);
         return;
     }
     if (index <= 0) {
         if (*seen & (1ul << k)) {
-            add_err(err, err_len, "%s: given twice", o->name);
+            uc_err_add(err, err_len, "%s: given twice", o->name);
             return;
         }
         *seen |= 1ul << k;
     }
     if (index >= 0 && o->kind != OPT_FAULT) {
-        add_err(err, err_len, "%s: a list is only allowed for fault", o->name);
+        uc_err_add(err, err_len, "%s: a list is only allowed for fault", o->name);
         return;
     }
     switch (o->kind) {
@@ -315,7 +299,7 @@ void backend_config_set(struct backend_config *cfg, unsigned long *seen, const c
         if (kind == JSON_TRUE)
             apply_opt(cfg, o, NULL, err, err_len);
         else if (kind != JSON_FALSE)
-            add_err(err, err_len, "%s: bad value %s; allowed: true, false", o->name,
+            uc_err_add(err, err_len, "%s: bad value %s; allowed: true, false", o->name,
                     kind_names[kind]);
         return;
     case OPT_PORT:
@@ -331,13 +315,14 @@ void backend_config_set(struct backend_config *cfg, unsigned long *seen, const c
         }
         /* fall through */
     case OPT_STR:
+    case OPT_PROTO:
     case OPT_FAULT:
         if (kind != JSON_STRING)
             break;
         apply_opt(cfg, o, text, err, err_len);
         return;
     }
-    add_err(err, err_len, "%s: bad value %s; expected %s", o->name, kind_names[kind],
+    uc_err_add(err, err_len, "%s: bad value %s; expected %s", o->name, kind_names[kind],
             o->kind == OPT_PORT || o->kind == OPT_SECS ? "a number"
             : o->choices == onoff_choices             ? "\"on\", \"off\", true or false"
                                                       : "a string");

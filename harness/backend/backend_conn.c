@@ -20,6 +20,7 @@
 
 #include <openssl/err.h>
 
+#include "../common/uc_net.h"
 #include "backend.h"
 
 #define WANT_READ 1
@@ -105,23 +106,16 @@ void backend_conn_start_slow(struct backend_conn *c)
 
 static void conn_log_accept(struct backend_conn *c, const struct sockaddr *sa)
 {
-    struct json_writer *jw = backend_log_begin(&c->srv->log, "accept", c->id);
+    struct uc_json *jw = backend_log_begin(&c->srv->log, "accept", c->id);
     char addr[INET6_ADDRSTRLEN] = "?";
     int port = 0;
 
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
-        port = ntohs(sin->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
-        port = ntohs(sin6->sin6_port);
-    }
-    json_key(jw, "peer");
-    json_str(jw, addr);
-    json_key(jw, "peer_port");
-    json_int(jw, port);
+    if (uc_sockaddr_host_port(sa, addr, sizeof(addr), &port) != 0)
+        snprintf(addr, sizeof(addr), "?");
+    uc_json_key(jw, "peer");
+    uc_json_str(jw, addr);
+    uc_json_key(jw, "peer_port");
+    uc_json_int(jw, port);
     backend_log_end(&c->srv->log);
 }
 
@@ -202,7 +196,7 @@ static void conn_error_string(int ssl_err, int ret, char *out, size_t out_len)
 void backend_conn_close(struct backend_conn *c, const char *reason)
 {
     struct backend_server *srv = c->srv;
-    struct json_writer *jw;
+    struct uc_json *jw;
 
     if (!c->handshake_logged) {
         char what[160];
@@ -210,12 +204,12 @@ void backend_conn_close(struct backend_conn *c, const char *reason)
         backend_tls_observe_handshake_fail(c, what, "none");
     }
     jw = backend_log_begin(&srv->log, "close", c->id);
-    json_key(jw, "reason");
-    json_str(jw, reason);
-    json_key(jw, "requests");
-    json_int(jw, (long long)c->num_requests);
-    json_key(jw, "clean");
-    json_bool(jw, c->got_close_notify);
+    uc_json_key(jw, "reason");
+    uc_json_str(jw, reason);
+    uc_json_key(jw, "requests");
+    uc_json_int(jw, (long long)c->num_requests);
+    uc_json_key(jw, "clean");
+    uc_json_bool(jw, c->got_close_notify);
     backend_log_end(&srv->log);
 
     if (c->prev)

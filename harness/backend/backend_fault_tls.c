@@ -39,12 +39,12 @@
 
 void backend_fault_log(struct backend_conn *c, const char *name, const char *detail)
 {
-    struct json_writer *jw = backend_log_begin(&c->srv->log, "fault", c->id);
+    struct uc_json *jw = backend_log_begin(&c->srv->log, "fault", c->id);
 
-    json_key(jw, "fault");
-    json_str(jw, name);
-    json_key(jw, "detail");
-    json_str(jw, detail);
+    uc_json_key(jw, "fault");
+    uc_json_str(jw, name);
+    uc_json_key(jw, "detail");
+    uc_json_str(jw, detail);
     backend_log_end(&c->srv->log);
 }
 

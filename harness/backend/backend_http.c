@@ -339,41 +339,41 @@ static enum http_parse_result parse_request(const char *p, size_t len, struct ht
 static void log_request(struct backend_conn *c, const struct http_request *req, int status,
                         const char *err)
 {
-    struct json_writer *jw = backend_log_begin(&c->srv->log, "request", c->id);
+    struct uc_json *jw = backend_log_begin(&c->srv->log, "request", c->id);
 
-    json_key(jw, "req");
-    json_int(jw, (long long)c->num_requests);
-    json_key(jw, "method");
+    uc_json_key(jw, "req");
+    uc_json_int(jw, (long long)c->num_requests);
+    uc_json_key(jw, "method");
     if (req->method)
-        json_strn(jw, req->method, req->method_len);
+        uc_json_strn(jw, req->method, req->method_len);
     else
-        json_null(jw);
-    json_key(jw, "path");
+        uc_json_null(jw);
+    uc_json_key(jw, "path");
     if (req->target)
-        json_strn(jw, req->target, req->target_len);
+        uc_json_strn(jw, req->target, req->target_len);
     else
-        json_null(jw);
-    json_key(jw, "version");
+        uc_json_null(jw);
+    uc_json_key(jw, "version");
     if (req->version)
-        json_strn(jw, req->version, req->version_len);
+        uc_json_strn(jw, req->version, req->version_len);
     else
-        json_null(jw);
-    json_key(jw, "headers");
-    json_arr_begin(jw);
+        uc_json_null(jw);
+    uc_json_key(jw, "headers");
+    uc_json_arr_begin(jw);
     for (size_t i = 0; i < req->num_headers; i++) {
-        json_arr_begin(jw);
-        json_strn(jw, req->headers[i].name, req->headers[i].name_len);
-        json_strn(jw, req->headers[i].value, req->headers[i].value_len);
-        json_arr_end(jw);
+        uc_json_arr_begin(jw);
+        uc_json_strn(jw, req->headers[i].name, req->headers[i].name_len);
+        uc_json_strn(jw, req->headers[i].value, req->headers[i].value_len);
+        uc_json_arr_end(jw);
     }
-    json_arr_end(jw);
-    json_key(jw, "body_len");
-    json_int(jw, (long long)req->body_len);
-    json_key(jw, "status");
-    json_int(jw, status);
+    uc_json_arr_end(jw);
+    uc_json_key(jw, "body_len");
+    uc_json_int(jw, (long long)req->body_len);
+    uc_json_key(jw, "status");
+    uc_json_int(jw, status);
     if (err != NULL) {
-        json_key(jw, "error");
-        json_str(jw, err);
+        uc_json_key(jw, "error");
+        uc_json_str(jw, err);
     }
     backend_log_end(&c->srv->log);
 }

@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/uc_buf.h"
+#include "../common/uc_err.h"
+#include "../common/uc_utf8.h"
 #include "backend.h"
 
 #define MAX_LISTENERS 4096
@@ -28,8 +31,7 @@
 struct reader {
     const char *s;
     size_t len, pos;
-    char *buf; /* the current string, decoded */
-    size_t buf_len, buf_cap;
+    struct uc_buf buf; /* the current string, decoded */
     char *err;
     size_t err_len;
 };
@@ -54,21 +56,8 @@ static int peek(struct reader *r)
 
 static int put(struct reader *r, const char *p, size_t n)
 {
-    if (r->buf_len + n + 1 > r->buf_cap) {
-        size_t cap = r->buf_cap ? r->buf_cap * 2 : 256;
-        char *nb;
-        while (cap < r->buf_len + n + 1)
-            cap *= 2;
-        nb = realloc(r->buf, cap);
-        if (nb == NULL)
-            return fail(r, "out of memory");
-        r->buf = nb;
-        r->buf_cap = cap;
-    }
-    memcpy(r->buf + r->buf_len, p, n);
-    r->buf_len += n;
-    r->buf[r->buf_len] = '\0';
-    return 0;
+    uc_buf_put(&r->buf, p, n);
+    return r->buf.failed ? fail(r, "out of memory") : 0;
 }
 
 static int hex4(struct reader *r, unsigned *out)
@@ -96,34 +85,14 @@ static int hex4(struct reader *r, unsigned *out)
 static int put_utf8(struct reader *r, unsigned cp)
 {
     char b[4];
-    size_t n;
 
-    if (cp < 0x80) {
-        b[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        b[0] = (char)(0xC0 | (cp >> 6));
-        b[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (char)(0xE0 | (cp >> 12));
-        b[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        b[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        b[0] = (char)(0xF0 | (cp >> 18));
-        b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        b[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        b[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return put(r, b, n);
+    return put(r, b, uc_utf8_encode(cp, b));
 }
 
 /* A string at r->pos (the opening quote) into r->buf. */
 static int read_string(struct reader *r)
 {
-    r->buf_len = 0;
+    uc_buf_reset(&r->buf);
     if (put(r, "", 0) != 0)
         return -1;
     r->pos++;
@@ -216,7 +185,7 @@ static int read_scalar(struct reader *r, enum json_kind *kind)
             return fail(r, c == '{' || c == '[' ? "nested objects and lists are not supported"
                                                 : "expected a value");
     }
-    r->buf_len = 0;
+    uc_buf_reset(&r->buf);
     return put(r, r->s + start, r->pos - start);
 }
 
@@ -248,7 +217,7 @@ int json_read_object(const char *s, size_t len, json_member_fn member, void *arg
             if (read_string(&r) != 0)
                 goto out;
             free(key);
-            key = strdup(r.buf);
+            key = strdup(r.buf.data);
             if (key == NULL) {
                 fail(&r, "out of memory");
                 goto out;
@@ -271,7 +240,7 @@ int json_read_object(const char *s, size_t len, json_member_fn member, void *arg
                         skip_ws(&r);
                         if (read_scalar(&r, &kind) != 0)
                             goto out;
-                        if (member(arg, key, kind, r.buf, index++) != 0) {
+                        if (member(arg, key, kind, r.buf.data, index++) != 0) {
                             fail(&r, "stopped");
                             goto out;
                         }
@@ -291,7 +260,7 @@ int json_read_object(const char *s, size_t len, json_member_fn member, void *arg
             } else {
                 if (read_scalar(&r, &kind) != 0)
                     goto out;
-                if (member(arg, key, kind, r.buf, -1) != 0) {
+                if (member(arg, key, kind, r.buf.data, -1) != 0) {
                     fail(&r, "stopped");
                     goto out;
                 }
@@ -317,7 +286,7 @@ int json_read_object(const char *s, size_t len, json_member_fn member, void *arg
     rc = 0;
 out:
     free(key);
-    free(r.buf);
+    uc_buf_dispose(&r.buf);
     return rc;
 }
 
@@ -331,56 +300,16 @@ struct line_ctx {
     size_t err_len;
 };
 
-static int keep_string(struct backend_listeners *ls, const char *s, const char **out)
-{
-    char *copy;
-
-    if (ls->num_strings == ls->cap_strings) {
-        size_t cap = ls->cap_strings ? ls->cap_strings * 2 : 64;
-        char **v = realloc(ls->strings, cap * sizeof(*v));
-        if (v == NULL)
-            return -1;
-        ls->strings = v;
-        ls->cap_strings = cap;
-    }
-    copy = strdup(s);
-    if (copy == NULL)
-        return -1;
-    ls->strings[ls->num_strings++] = copy;
-    *out = copy;
-    return 0;
-}
-
 static int on_member(void *arg, const char *key, enum json_kind kind, const char *text,
                      int index)
 {
     struct line_ctx *lc = arg;
-    const char *kept;
+    const char *kept = uc_strv_push_copy(&lc->ls->strings, text);
 
-    if (keep_string(lc->ls, text, &kept) != 0)
+    if (kept == NULL)
         return 1; /* the reader says where it stopped */
     backend_config_set(lc->cfg, &lc->seen, key, kind, kept, index, lc->err, lc->err_len);
     return 0;
-}
-
-/* Appends every line of what (one problem per line) to err, each prefixed. */
-static void add_prefixed(char *err, size_t err_len, const char *prefix, const char *what)
-{
-    char *copy = strdup(what), *save = NULL;
-    size_t used = strlen(err);
-
-    if (copy == NULL)
-        return;
-    for (char *line = strtok_r(copy, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        int n = snprintf(err + used, err_len - used, "%s: %s\n", prefix, line);
-        if (n < 0 || (size_t)n >= err_len - used) {
-            err[used] = '\0';
-            break;
-        }
-        used += (size_t)n;
-    }
-    free(copy);
 }
 
 int backend_listeners_load(struct backend_listeners *ls, const char *path, char *err,
@@ -394,7 +323,7 @@ int backend_listeners_load(struct backend_listeners *ls, const char *path, char 
     memset(ls, 0, sizeof(*ls));
     err[0] = '\0';
     if (f == NULL) {
-        snprintf(err, err_len, "--listeners: cannot open '%s': %s\n", path, strerror(errno));
+        uc_err_set(err, err_len, "--listeners: cannot open '%s': %s", path, strerror(errno));
         return -1;
     }
     while ((n = getline(&line, &cap, f)) >= 0) {
@@ -409,7 +338,7 @@ int backend_listeners_load(struct backend_listeners *ls, const char *path, char 
         if (i == (size_t)n || line[i] == '#')
             continue;
         if (ls->num == MAX_LISTENERS) {
-            add_prefixed(err, err_len, "--listeners", "more than 4096 listeners");
+            uc_err_add_prefixed(err, err_len, "--listeners", "more than 4096 listeners");
             break;
         }
         if (ls->num % 64 == 0) {
@@ -421,7 +350,7 @@ int backend_listeners_load(struct backend_listeners *ls, const char *path, char 
             if (b != NULL)
                 ls->invalid = b;
             if (v == NULL || b == NULL) {
-                add_prefixed(err, err_len, "--listeners", "out of memory");
+                uc_err_add_prefixed(err, err_len, "--listeners", "out of memory");
                 break;
             }
         }
@@ -430,20 +359,20 @@ int backend_listeners_load(struct backend_listeners *ls, const char *path, char 
         backend_config_defaults(lc.cfg);
         one[0] = '\0';
         if (json_read_object(line, (size_t)n, on_member, &lc, jerr, sizeof(jerr)) != 0)
-            snprintf(one + strlen(one), sizeof(one) - strlen(one), "%s\n", jerr);
+            uc_err_add(one, sizeof(one), "%s", jerr);
         else
             backend_config_check(lc.cfg, one, sizeof(one));
         if (one[0] != '\0') {
             snprintf(prefix, sizeof(prefix), "listener %zu '%.64s' (line %zu)", ls->num,
                      lc.cfg->name ? lc.cfg->name : "?", lineno);
-            add_prefixed(err, err_len, prefix, one);
+            uc_err_add_prefixed(err, err_len, prefix, one);
             ls->invalid[ls->num - 1] = 1;
         }
     }
     if (ferror(f))
-        add_prefixed(err, err_len, "--listeners", strerror(errno));
+        uc_err_add_prefixed(err, err_len, "--listeners", strerror(errno));
     else if (ls->num == 0 && err[0] == '\0')
-        add_prefixed(err, err_len, "--listeners", "no listener given (one JSON object per line)");
+        uc_err_add_prefixed(err, err_len, "--listeners", "no listener given (one JSON object per line)");
     free(line);
     if (f != stdin)
         fclose(f);
@@ -452,9 +381,7 @@ int backend_listeners_load(struct backend_listeners *ls, const char *path, char 
 
 void backend_listeners_free(struct backend_listeners *ls)
 {
-    for (size_t i = 0; i < ls->num_strings; i++)
-        free(ls->strings[i]);
-    free(ls->strings);
+    uc_strv_dispose(&ls->strings);
     free(ls->cfgs);
     free(ls->invalid);
     memset(ls, 0, sizeof(*ls));

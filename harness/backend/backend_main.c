@@ -19,6 +19,7 @@
 
 #include <openssl/err.h>
 
+#include "../common/uc_net.h"
 #include "backend.h"
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
@@ -77,10 +78,7 @@ static int server_listen(struct backend_server *srv, char *err, size_t err_len)
         snprintf(err, err_len, "getsockname: %s", strerror(errno));
         return -1;
     }
-    if (ss.ss_family == AF_INET)
-        srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    else
-        srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    uc_sockaddr_host_port((struct sockaddr *)&ss, NULL, 0, &srv->port);
     return 0;
 }
 
@@ -107,30 +105,30 @@ static void report(const char *prefix, char *err)
 static int print_line(const char *event, const struct backend_server *srv, size_t num,
                       int many)
 {
-    struct json_writer jw = {0};
+    struct uc_json jw = {0};
     int ok;
 
-    json_obj_begin(&jw);
-    json_key(&jw, "event");
-    json_str(&jw, event);
+    uc_json_obj_begin(&jw);
+    uc_json_key(&jw, "event");
+    uc_json_str(&jw, event);
     if (srv != NULL) {
         if (many) {
-            json_key(&jw, "listener");
-            json_int(&jw, (long long)num);
+            uc_json_key(&jw, "listener");
+            uc_json_int(&jw, (long long)num);
         }
-        json_key(&jw, "name");
-        json_str(&jw, srv->cfg->name);
-        json_key(&jw, "port");
-        json_int(&jw, srv->port);
+        uc_json_key(&jw, "name");
+        uc_json_str(&jw, srv->cfg->name);
+        uc_json_key(&jw, "port");
+        uc_json_int(&jw, srv->port);
     } else {
-        json_key(&jw, "listeners");
-        json_int(&jw, (long long)num);
+        uc_json_key(&jw, "listeners");
+        uc_json_int(&jw, (long long)num);
     }
-    json_key(&jw, "pid");
-    json_int(&jw, (long long)getpid());
-    json_obj_end(&jw);
-    ok = !jw.oom && printf("%s\n", jw.buf) >= 0;
-    json_free(&jw);
+    uc_json_key(&jw, "pid");
+    uc_json_int(&jw, (long long)getpid());
+    uc_json_obj_end(&jw);
+    ok = !jw.buf.failed && printf("%s\n", jw.buf.data) >= 0;
+    uc_json_dispose(&jw);
     return ok ? 0 : -1;
 }
 

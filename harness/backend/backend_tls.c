@@ -4,6 +4,7 @@
  * observer and the handshake line.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -11,6 +12,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "../common/uc_err.h"
+#include "../common/uc_tls.h"
 #include "backend.h"
 
 static int conn_index = -1;
@@ -26,25 +29,6 @@ static struct backend_conn *conn_of(const SSL *ssl)
 }
 
 /* ---- names for wire values --------------------------------------------- */
-
-static const char *version_name(unsigned v, char *buf, size_t buf_len)
-{
-    switch (v) {
-    case SSL3_VERSION:
-        return "SSLv3";
-    case TLS1_VERSION:
-        return "TLSv1";
-    case TLS1_1_VERSION:
-        return "TLSv1.1";
-    case TLS1_2_VERSION:
-        return "TLSv1.2";
-    case TLS1_3_VERSION:
-        return "TLSv1.3";
-    default:
-        snprintf(buf, buf_len, "0x%04X", v);
-        return buf;
-    }
-}
 
 struct code_name {
     unsigned code;
@@ -77,29 +61,29 @@ static const struct code_name sigalg_names[] = {
     {0x0502, "dsa_sha384"},             {0x0602, "dsa_sha512"},
 };
 
-static void json_code(struct json_writer *jw, const struct code_name *tab, size_t n,
+static void json_code(struct uc_json *jw, const struct code_name *tab, size_t n,
                       unsigned code)
 {
     char hex[8];
 
     for (size_t i = 0; i < n; i++) {
         if (tab[i].code == code) {
-            json_str(jw, tab[i].name);
+            uc_json_str(jw, tab[i].name);
             return;
         }
     }
     snprintf(hex, sizeof(hex), "0x%04X", code);
-    json_str(jw, hex);
+    uc_json_str(jw, hex);
 }
 
 /* A u16-length-prefixed list of u16 values (groups, sigalgs). */
-static void json_u16_list(struct json_writer *jw, SSL *ssl, unsigned type,
+static void json_u16_list(struct uc_json *jw, SSL *ssl, unsigned type,
                           const struct code_name *tab, size_t n)
 {
     const unsigned char *p;
     size_t len;
 
-    json_arr_begin(jw);
+    uc_json_arr_begin(jw);
     if (SSL_client_hello_get0_ext(ssl, type, &p, &len) == 1 && len >= 2) {
         size_t list_len = ((size_t)p[0] << 8) | p[1];
         if (list_len > len - 2)
@@ -107,78 +91,78 @@ static void json_u16_list(struct json_writer *jw, SSL *ssl, unsigned type,
         for (size_t i = 2; i + 1 < 2 + list_len; i += 2)
             json_code(jw, tab, n, ((unsigned)p[i] << 8) | p[i + 1]);
     }
-    json_arr_end(jw);
+    uc_json_arr_end(jw);
 }
 
 /* ---- ClientHello -------------------------------------------------------- */
 
 static void observe_client_hello(struct backend_conn *c, SSL *ssl)
 {
-    struct json_writer *jw = backend_log_begin(&c->srv->log, "client_hello", c->id);
+    struct uc_json *jw = backend_log_begin(&c->srv->log, "client_hello", c->id);
     const unsigned char *p;
     size_t len;
     char buf[16];
     int *exts = NULL;
     size_t num_exts = 0;
 
-    json_key(jw, "after_hrr");
-    json_bool(jw, c->client_hello_seen && !c->handshake_done);
-    json_key(jw, "renegotiation");
-    json_bool(jw, c->handshake_done);
+    uc_json_key(jw, "after_hrr");
+    uc_json_bool(jw, c->client_hello_seen && !c->handshake_done);
+    uc_json_key(jw, "renegotiation");
+    uc_json_bool(jw, c->handshake_done);
 
     unsigned legacy = SSL_client_hello_get0_legacy_version(ssl);
-    json_key(jw, "legacy_version");
-    json_str(jw, version_name(legacy, buf, sizeof(buf)));
+    uc_json_key(jw, "legacy_version");
+    uc_json_str(jw, uc_tls_version_text(legacy, buf, sizeof(buf)));
 
     /* supported_versions: u8 length, u16 versions; absent = the legacy version */
-    json_key(jw, "versions");
-    json_arr_begin(jw);
+    uc_json_key(jw, "versions");
+    uc_json_arr_begin(jw);
     if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &p, &len) == 1 &&
         len >= 1) {
         size_t list_len = p[0] < len - 1 ? p[0] : len - 1;
         for (size_t i = 1; i + 1 < 1 + list_len; i += 2)
-            json_str(jw, version_name(((unsigned)p[i] << 8) | p[i + 1], buf, sizeof(buf)));
+            uc_json_str(jw, uc_tls_version_text(((unsigned)p[i] << 8) | p[i + 1], buf, sizeof(buf)));
     } else {
-        json_str(jw, version_name(legacy, buf, sizeof(buf)));
+        uc_json_str(jw, uc_tls_version_text(legacy, buf, sizeof(buf)));
     }
-    json_arr_end(jw);
+    uc_json_arr_end(jw);
 
-    json_key(jw, "ciphers");
-    json_arr_begin(jw);
+    uc_json_key(jw, "ciphers");
+    uc_json_arr_begin(jw);
     len = SSL_client_hello_get0_ciphers(ssl, &p);
     for (size_t i = 0; i + 1 < len; i += 2) {
         const SSL_CIPHER *ciph = SSL_CIPHER_find(ssl, p + i);
         if (ciph != NULL) {
-            json_str(jw, SSL_CIPHER_get_name(ciph));
+            uc_json_str(jw, SSL_CIPHER_get_name(ciph));
         } else {
             snprintf(buf, sizeof(buf), "0x%02X%02X", p[i], p[i + 1]);
-            json_str(jw, buf);
+            uc_json_str(jw, buf);
         }
     }
-    json_arr_end(jw);
+    uc_json_arr_end(jw);
 
-    json_key(jw, "groups");
+    uc_json_key(jw, "groups");
     json_u16_list(jw, ssl, TLSEXT_TYPE_supported_groups, group_names,
                   sizeof(group_names) / sizeof(group_names[0]));
-    json_key(jw, "sigalgs");
+    uc_json_key(jw, "sigalgs");
     json_u16_list(jw, ssl, TLSEXT_TYPE_signature_algorithms, sigalg_names,
                   sizeof(sigalg_names) / sizeof(sigalg_names[0]));
 
     /* server_name: u16 list length, then (u8 type, u16 length, name)... */
-    json_key(jw, "sni");
+    uc_json_key(jw, "sni");
     if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) == 1 && len >= 5 &&
         p[2] == TLSEXT_NAMETYPE_host_name) {
         size_t name_len = ((size_t)p[3] << 8) | p[4];
         if (name_len > len - 5)
             name_len = len - 5;
-        json_strn(jw, (const char *)p + 5, name_len);
+        uc_json_strn(jw, (const char *)p + 5, name_len);
     } else {
-        json_null(jw);
+        uc_json_null(jw);
     }
 
     /* ALPN: u16 list length, then (u8 length, protocol)... */
-    json_key(jw, "alpn");
-    json_arr_begin(jw);
+    uc_json_key(jw, "alpn");
+    uc_json_arr_begin(jw);
     if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p,
                                   &len) == 1 &&
         len >= 2) {
@@ -187,36 +171,36 @@ static void observe_client_hello(struct backend_conn *c, SSL *ssl)
             size_t n = p[i];
             if (i + 1 + n > len)
                 break;
-            json_strn(jw, (const char *)p + i + 1, n);
+            uc_json_strn(jw, (const char *)p + i + 1, n);
             i += 1 + n;
         }
     }
-    json_arr_end(jw);
+    uc_json_arr_end(jw);
 
-    json_key(jw, "session_id_len");
-    json_int(jw, (long long)SSL_client_hello_get0_session_id(ssl, &p));
+    uc_json_key(jw, "session_id_len");
+    uc_json_int(jw, (long long)SSL_client_hello_get0_session_id(ssl, &p));
 
-    json_key(jw, "ticket_offered");
-    json_bool(jw, SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_session_ticket, &p, &len) == 1 &&
+    uc_json_key(jw, "ticket_offered");
+    uc_json_bool(jw, SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_session_ticket, &p, &len) == 1 &&
                       len > 0);
-    json_key(jw, "psk_offered");
-    json_bool(jw, SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &p, &len) == 1);
+    uc_json_key(jw, "psk_offered");
+    uc_json_bool(jw, SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &p, &len) == 1);
 
     /* Every extension type in received order, from the raw ClientHello seen
      * by the message callback (SSL_client_hello_get1_extensions_present in
      * OpenSSL 3.0 omits types it does not know, GREASE among them); that
      * call is only the fallback. */
-    json_key(jw, "extensions");
-    json_arr_begin(jw);
+    uc_json_key(jw, "extensions");
+    uc_json_arr_begin(jw);
     if (c->num_hello_exts > 0) {
         for (size_t i = 0; i < c->num_hello_exts; i++)
-            json_int(jw, c->hello_exts[i]);
+            uc_json_int(jw, c->hello_exts[i]);
     } else if (SSL_client_hello_get1_extensions_present(ssl, &exts, &num_exts) == 1) {
         for (size_t i = 0; i < num_exts; i++)
-            json_int(jw, exts[i]);
+            uc_json_int(jw, exts[i]);
         OPENSSL_free(exts);
     }
-    json_arr_end(jw);
+    uc_json_arr_end(jw);
     backend_log_end(&c->srv->log);
 }
 
@@ -329,18 +313,13 @@ static int verify_cb_record(int preverify_ok, X509_STORE_CTX *x509_ctx)
 SSL_CTX *backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t err_len)
 {
     SSL_CTX *ctx = NULL;
-    unsigned long e;
-    char ebuf[256];
     static const unsigned char sid_ctx[] = "uptls-backend";
 
-#define FAIL(...)                                                                               \
-    do {                                                                                        \
-        int n_ = snprintf(err, err_len, __VA_ARGS__);                                           \
-        if ((e = ERR_peek_last_error()) != 0 && n_ >= 0 && (size_t)n_ < err_len) {              \
-            ERR_error_string_n(e, ebuf, sizeof(ebuf));                                          \
-            snprintf(err + n_, err_len - (size_t)n_, ": %s", ebuf);                             \
-        }                                                                                       \
-        goto fail;                                                                              \
+#define FAIL(...)                                                                          \
+    do {                                                                                   \
+        uc_err_set(err, err_len, __VA_ARGS__);                                             \
+        uc_err_ssl(err, err_len);                                                          \
+        goto fail;                                                                         \
     } while (0)
 
     if (conn_index < 0) {
@@ -462,127 +441,118 @@ const char *backend_tls_error_class(int ssl_err)
     }
 }
 
-static void json_alert(struct json_writer *jw, const struct backend_conn *c)
+static void json_alert(struct uc_json *jw, const struct backend_conn *c)
 {
-    json_key(jw, "alert");
+    uc_json_key(jw, "alert");
     if (c->alert_dir == 0) {
-        json_null(jw);
+        uc_json_null(jw);
         return;
     }
-    json_obj_begin(jw);
-    json_key(jw, "direction");
-    json_str(jw, c->alert_dir == 'r' ? "received" : "sent");
-    json_key(jw, "name");
-    json_str(jw, c->alert_desc);
-    json_key(jw, "code");
-    json_int(jw, c->alert_code);
-    json_obj_end(jw);
+    uc_json_obj_begin(jw);
+    uc_json_key(jw, "direction");
+    uc_json_str(jw, c->alert_dir == 'r' ? "received" : "sent");
+    uc_json_key(jw, "name");
+    uc_json_str(jw, c->alert_desc);
+    uc_json_key(jw, "code");
+    uc_json_int(jw, c->alert_code);
+    uc_json_obj_end(jw);
 }
 
 void backend_tls_observe_handshake_fail(struct backend_conn *c, const char *error,
                                         const char *error_class)
 {
-    struct json_writer *jw;
+    struct uc_json *jw;
 
     if (c->handshake_logged)
         return;
     c->handshake_logged = 1;
     jw = backend_log_begin(&c->srv->log, "handshake", c->id);
-    json_key(jw, "ok");
-    json_bool(jw, 0);
-    json_key(jw, "error");
-    json_str(jw, error);
-    json_key(jw, "error_class");
-    json_str(jw, error_class);
-    json_key(jw, "client_hello_seen");
-    json_bool(jw, c->client_hello_seen);
+    uc_json_key(jw, "ok");
+    uc_json_bool(jw, 0);
+    uc_json_key(jw, "error");
+    uc_json_str(jw, error);
+    uc_json_key(jw, "error_class");
+    uc_json_str(jw, error_class);
+    uc_json_key(jw, "client_hello_seen");
+    uc_json_bool(jw, c->client_hello_seen);
     json_alert(jw, c);
     backend_log_end(&c->srv->log);
 }
 
-static void json_name(struct json_writer *jw, const X509_NAME *name)
+static void json_name(struct uc_json *jw, const X509_NAME *name)
 {
-    BIO *bio = BIO_new(BIO_s_mem());
-    char *data;
-    long len;
+    char *text;
 
-    if (bio == NULL || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0) {
-        json_null(jw);
-        BIO_free(bio);
+    if (uc_x509_name_rfc2253(name, &text) != 0) {
+        uc_json_null(jw);
         return;
     }
-    len = BIO_get_mem_data(bio, &data);
-    json_strn(jw, data, len > 0 ? (size_t)len : 0);
-    BIO_free(bio);
+    uc_json_str(jw, text);
+    free(text);
 }
 
-static void json_client_cert(struct json_writer *jw, SSL *ssl)
+static void json_client_cert(struct uc_json *jw, SSL *ssl)
 {
     X509 *cert = SSL_get1_peer_certificate(ssl);
     STACK_OF(X509) *chain;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    char hex[65];
     long vr;
 
-    json_key(jw, "client_cert");
+    uc_json_key(jw, "client_cert");
     if (cert == NULL) {
-        json_null(jw);
+        uc_json_null(jw);
         return;
     }
-    json_obj_begin(jw);
-    json_key(jw, "subject");
+    uc_json_obj_begin(jw);
+    uc_json_key(jw, "subject");
     json_name(jw, X509_get_subject_name(cert));
-    json_key(jw, "issuer");
+    uc_json_key(jw, "issuer");
     json_name(jw, X509_get_issuer_name(cert));
-    json_key(jw, "sha256");
-    if (X509_digest(cert, EVP_sha256(), md, &md_len) == 1) {
-        for (unsigned int i = 0; i < md_len; i++)
-            snprintf(hex + 2 * i, 3, "%02x", md[i]);
-        json_strn(jw, hex, 2 * (size_t)md_len);
-    } else {
-        json_null(jw);
-    }
+    uc_json_key(jw, "sha256");
+    if (uc_x509_sha256_hex(cert, hex) == 0)
+        uc_json_str(jw, hex);
+    else
+        uc_json_null(jw);
     /* On the server side the peer chain excludes the leaf. It is only what
      * the client sent in a full handshake; a resumed session has none. */
-    json_key(jw, "chain_len");
+    uc_json_key(jw, "chain_len");
     chain = SSL_get_peer_cert_chain(ssl);
     if (chain != NULL)
-        json_int(jw, (long long)sk_X509_num(chain) + 1);
+        uc_json_int(jw, (long long)sk_X509_num(chain) + 1);
     else
-        json_null(jw);
-    json_key(jw, "verify");
+        uc_json_null(jw);
+    uc_json_key(jw, "verify");
     vr = SSL_get_verify_result(ssl);
-    json_str(jw, vr == X509_V_OK ? "ok" : X509_verify_cert_error_string(vr));
-    json_obj_end(jw);
+    uc_json_str(jw, vr == X509_V_OK ? "ok" : X509_verify_cert_error_string(vr));
+    uc_json_obj_end(jw);
     X509_free(cert);
 }
 
 void backend_tls_observe_handshake_ok(struct backend_conn *c)
 {
     SSL *ssl = c->ssl;
-    struct json_writer *jw;
+    struct uc_json *jw;
     const unsigned char *alpn = NULL;
     unsigned int alpn_len = 0;
 
     c->handshake_logged = 1;
     jw = backend_log_begin(&c->srv->log, "handshake", c->id);
-    json_key(jw, "ok");
-    json_bool(jw, 1);
-    json_key(jw, "version");
-    json_str(jw, SSL_get_version(ssl));
-    json_key(jw, "cipher");
-    json_str(jw, SSL_get_cipher_name(ssl));
-    json_key(jw, "resumed");
-    json_bool(jw, SSL_session_reused(ssl) == 1);
-    json_key(jw, "sni");
-    json_str(jw, SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
-    json_key(jw, "alpn");
+    uc_json_key(jw, "ok");
+    uc_json_bool(jw, 1);
+    uc_json_key(jw, "version");
+    uc_json_str(jw, SSL_get_version(ssl));
+    uc_json_key(jw, "cipher");
+    uc_json_str(jw, SSL_get_cipher_name(ssl));
+    uc_json_key(jw, "resumed");
+    uc_json_bool(jw, SSL_session_reused(ssl) == 1);
+    uc_json_key(jw, "sni");
+    uc_json_str(jw, SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
+    uc_json_key(jw, "alpn");
     SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
     if (alpn_len > 0)
-        json_strn(jw, (const char *)alpn, alpn_len);
+        uc_json_strn(jw, (const char *)alpn, alpn_len);
     else
-        json_null(jw);
+        uc_json_null(jw);
     json_client_cert(jw, ssl);
     backend_log_end(&c->srv->log);
 }

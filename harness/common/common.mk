@@ -17,10 +17,8 @@ $(COMMON_LIB): $(COMMON_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $(COMMON_OBJS)
 
-$(COMMON_BUILD)/%.o: harness/common/%.c | $(COMMON_BUILD)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+$(eval $(call c_objects,harness/common,$(COMMON_BUILD)))
 
-$(COMMON_BUILD):
-	mkdir -p $@
-
--include $(COMMON_OBJS:.o=.d)
+# The library's own test driver (harness/common/test_common.py runs it).
+$(COMMON_BUILD)/uc_selftest: harness/common/test/uc_selftest.c $(COMMON_LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(COMMON_LIB) $(LDFLAGS) $(LDLIBS_ALL)

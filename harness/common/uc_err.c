@@ -44,6 +44,19 @@ void uc_err_add(char *err, size_t err_len, const char *fmt, ...)
     va_end(ap);
 }
 
+void uc_err_vadd(char *err, size_t err_len, const char *prefix, const char *fmt, va_list ap)
+{
+    size_t used;
+    int n;
+
+    if (err_len == 0 || (used = line_begin(err, err_len)) >= err_len)
+        return;
+    n = snprintf(err + used, err_len - used, "%s", prefix);
+    if (n < 0 || (size_t)n >= err_len - used)
+        return;
+    vsnprintf(err + used + (size_t)n, err_len - used - (size_t)n, fmt, ap);
+}
+
 void uc_err_add_prefixed(char *err, size_t err_len, const char *prefix, const char *lines)
 {
     while (*lines != '\0') {
@@ -85,4 +98,25 @@ void uc_ssl_errors(char *out, size_t out_len)
         if (used + strlen(buf) + 4 < out_len)
             used += (size_t)snprintf(out + used, out_len - used, "%s%s", used ? " " : "", buf);
     }
+}
+
+void uc_errs_vadd(struct uc_errs *e, const char *prefix, const char *fmt, va_list ap)
+{
+    e->num++;
+    if (e->max > 0 && e->num > e->max)
+        return;
+    if (e->max > 0 && e->num == e->max) {
+        uc_err_add(e->err, e->err_len, "%stoo many errors", prefix);
+        return;
+    }
+    uc_err_vadd(e->err, e->err_len, prefix, fmt, ap);
+}
+
+void uc_errs_add(struct uc_errs *e, const char *prefix, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    uc_errs_vadd(e, prefix, fmt, ap);
+    va_end(ap);
 }

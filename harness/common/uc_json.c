@@ -91,30 +91,38 @@ static void value_begin(struct uc_json *jw)
     jw->after_key = 0;
 }
 
-void uc_json_obj_begin(struct uc_json *jw)
+/* An object or array: its opening character starts a new nesting level. */
+static void open_level(struct uc_json *jw, char c)
 {
     value_begin(jw);
-    uc_buf_putc(&jw->buf, '{');
+    uc_buf_putc(&jw->buf, c);
     jw->comma = 0;
+}
+
+static void close_level(struct uc_json *jw, char c)
+{
+    uc_buf_putc(&jw->buf, c);
+    jw->comma = 1;
+}
+
+void uc_json_obj_begin(struct uc_json *jw)
+{
+    open_level(jw, '{');
 }
 
 void uc_json_obj_end(struct uc_json *jw)
 {
-    uc_buf_putc(&jw->buf, '}');
-    jw->comma = 1;
+    close_level(jw, '}');
 }
 
 void uc_json_arr_begin(struct uc_json *jw)
 {
-    value_begin(jw);
-    uc_buf_putc(&jw->buf, '[');
-    jw->comma = 0;
+    open_level(jw, '[');
 }
 
 void uc_json_arr_end(struct uc_json *jw)
 {
-    uc_buf_putc(&jw->buf, ']');
-    jw->comma = 1;
+    close_level(jw, ']');
 }
 
 void uc_json_key(struct uc_json *jw, const char *key)

@@ -1,7 +1,9 @@
-/* uc_tls: TLS version names and numbers (see uc_tls.h). */
+/* uc_tls: TLS version names and numbers, X.509 names as text (uc_tls.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include "uc_tls.h"
@@ -59,4 +61,47 @@ void uc_tls_version_list(int min, int max, char *out, size_t out_len)
             return;
         used += (size_t)n;
     }
+}
+
+int uc_x509_name_rfc2253(const X509_NAME *name, char **out)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long len;
+    int rc = -1;
+
+    *out = NULL;
+    if (bio == NULL || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0)
+        goto end;
+    len = BIO_get_mem_data(bio, &data);
+    if (len < 0)
+        goto end;
+    *out = strndup(data != NULL ? data : "", (size_t)len);
+    if (*out != NULL)
+        rc = 0;
+end:
+    BIO_free(bio);
+    return rc;
+}
+
+void uc_hex_encode(const unsigned char *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0xf];
+    }
+    out[2 * len] = '\0';
+}
+
+int uc_x509_sha256_hex(const X509 *cert, char out_hex[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+
+    if (X509_digest(cert, EVP_sha256(), md, &md_len) != 1 || md_len != 32)
+        return -1;
+    uc_hex_encode(md, md_len, out_hex);
+    return 0;
 }
