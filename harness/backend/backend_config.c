@@ -272,14 +272,9 @@ void backend_config_set(struct backend_config *cfg, unsigned long *seen, const c
             break;
         }
     }
-<<<<<<< HEAD
     if (o == NULL || o->offset == F(help) || o->offset == F(listeners) ||
         o->offset == F(list_faults)) {
-        add_err(err, err_len, "unknown key '%s'; allowed: the long options without '--' (see -h)",
-=======
-    if (o == NULL || o->offset == F(help) || o->offset == F(listeners)) {
         uc_err_add(err, err_len, "unknown key '%s'; allowed: the long options without '--' (see -h)",
->>>>>>> r-clib
                 key);
         return;
     }
