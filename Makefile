@@ -50,9 +50,6 @@ include reference-proxy/proxy.mk
 include reports/reports.mk
 include bench/bench.mk
 -include fuzz/fuzz.mk
-# fuzz_backend_request compiles the backend's sources, which call the
-# common library (until fuzz/fuzz.mk links the programs' objects).
-FUZZ_SRCS_backend_request += $(COMMON_SRCS)
 -include soak/soak.mk
 
 $(BIN):

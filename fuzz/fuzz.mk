@@ -27,30 +27,45 @@ FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -f
 FUZZ_CFLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Wno-missing-prototypes $(PKG_CFLAGS)
 FUZZ_OUT      := build/fuzz
 
-PROXY_LIB_SRCS   := reference-proxy/proxy_ssl.c reference-proxy/proxy_verify.c reference-proxy/proxy_log.c \
-                    reference-proxy/proxy_util.c reference-proxy/proxy_fault.c
-BACKEND_LIB_SRCS := $(filter-out harness/backend/backend_main.c harness/backend/backend_http.c,\
-                      $(wildcard harness/backend/*.c))
-# the sources each target links besides its own fuzz/fuzz_<target>.c (which
-# #includes the file whose static parser it calls)
-FUZZ_SRCS_proxy_conf      := $(PROXY_LIB_SRCS)
-FUZZ_SRCS_proxy_request   := reference-proxy/proxy_conf.c $(PROXY_LIB_SRCS)
-FUZZ_SRCS_proxy_response  := reference-proxy/proxy_conf.c $(PROXY_LIB_SRCS)
-FUZZ_SRCS_backend_request := $(BACKEND_LIB_SRCS)
-FUZZ_SRCS_backend_faults  := $(BACKEND_LIB_SRCS) harness/backend/backend_http.c $(COMMON_SRCS)
+# Each target links the objects of the program it fuzzes, built here with
+# the fuzzing flags (libFuzzer's coverage, the sanitizers) from the sources
+# the programs' own fragments list: $(PROXY_LIB_SRCS) (reference-proxy/
+# proxy.mk), $(BACKEND_LIB_SRCS) (harness/backend.mk), $(COMMON_SRCS)
+# (harness/common/common.mk); main() is each target's own.
+FUZZ_SRCS_proxy_conf      = $(PROXY_LIB_SRCS) $(COMMON_SRCS)
+FUZZ_SRCS_proxy_request   = $(PROXY_LIB_SRCS) $(COMMON_SRCS)
+FUZZ_SRCS_proxy_response  = $(PROXY_LIB_SRCS) $(COMMON_SRCS)
+FUZZ_SRCS_backend_request = $(BACKEND_LIB_SRCS) $(COMMON_SRCS)
+FUZZ_SRCS_backend_faults  = $(BACKEND_LIB_SRCS) $(COMMON_SRCS)
+# calls a target replaces, with no change to the program (ld --wrap: the
+# program's call to f reaches the target's __wrap_f; see each fuzz_*.c)
+FUZZ_WRAP_proxy_conf      = getaddrinfo glob proxy_ssl_ctx_build
+FUZZ_WRAP_proxy_request   = bufferevent_socket_connect
+FUZZ_WRAP_proxy_response  = bufferevent_socket_connect
 
-FUZZ_DEPS := $(wildcard fuzz/*.c fuzz/*.h reference-proxy/*.c reference-proxy/*.h \
-               harness/backend/*.c harness/backend/*.h)
+FUZZ_HDRS := $(wildcard fuzz/*.h reference-proxy/*.h harness/backend/*.h harness/common/*.h)
 
-$(FUZZ_OUT)/libfuzzer/fuzz_%: $(FUZZ_DEPS)
+# objects: $(FUZZ_OUT)/<libfuzzer|replay>/obj/<source path>.o
+$(FUZZ_OUT)/libfuzzer/obj/%.o: %.c $(FUZZ_HDRS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ fuzz/fuzz_$*.c \
-	  $(FUZZ_SRCS_$*) $(PKG_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c -o $@ $<
 
-$(FUZZ_OUT)/replay/fuzz_%: $(FUZZ_DEPS)
+$(FUZZ_OUT)/replay/obj/%.o: %.c $(FUZZ_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ fuzz/fuzz_replay.c fuzz/fuzz_$*.c \
-	  $(FUZZ_SRCS_$*) $(PKG_LIBS)
+	$(CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -c -o $@ $<
+
+# the link of each target, per variant:
+#   $(call FUZZ_LINK,target,variant,compiler,flags,main source if not libFuzzer's)
+define FUZZ_LINK
+$(FUZZ_OUT)/$(2)/fuzz_$(1): fuzz/fuzz_$(1).c $(5) \
+    $(patsubst %.c,$(FUZZ_OUT)/$(2)/obj/%.o,$(FUZZ_SRCS_$(1))) $(FUZZ_HDRS)
+	$(3) $$(FUZZ_CFLAGS) $(4) -o $$@ $(5) fuzz/fuzz_$(1).c \
+	  $(patsubst %.c,$(FUZZ_OUT)/$(2)/obj/%.o,$(FUZZ_SRCS_$(1))) \
+	  $(foreach f,$(FUZZ_WRAP_$(1)),-Wl,--wrap=$(f)) $$(PKG_LIBS)
+endef
+FUZZ_ALL := proxy_conf proxy_request proxy_response backend_request backend_faults
+$(foreach t,$(FUZZ_ALL),$(eval $(call FUZZ_LINK,$(t),libfuzzer,$(FUZZ_CC),-fsanitize=fuzzer $(FUZZ_SAN),)))
+$(foreach t,$(FUZZ_ALL),$(eval $(call FUZZ_LINK,$(t),replay,$(CC),$(FUZZ_SAN),fuzz/fuzz_replay.c)))
 
 .PHONY: fuzz fuzz-build fuzz-replay
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_OUT)/libfuzzer/fuzz_%)

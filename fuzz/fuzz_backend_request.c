@@ -1,13 +1,15 @@
 /* libFuzzer target: uptls-backend's HTTP/1.1 request parser
- * (parse_request / parse_chunked in harness/backend/backend_http.c, compiled
- * into this target by #include so the static functions are reachable with
- * no change to the backend). Requests are parsed one after another as
+ * (backend_http_parse_request() and its chunked decoder in
+ * harness/backend/backend_http.c; the target links the backend's objects,
+ * all but backend_main.o). Requests are parsed one after another as
  * backend_http_process() does: leading empty lines skipped, each complete
  * request consumed, stop at the first bad one. Each parse sees exactly the
  * bytes so far (a heap copy of that length), so a read past them is caught. */
-#include "../harness/backend/backend_http.c"
-
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../harness/backend/backend.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,7 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
         memcpy(p, data + off, len);
-        r = parse_request(p, len, &req, &status, &need, &err);
+        r = backend_http_parse_request(p, len, &req, &status, &need, &err);
         if (r == HTTP_DONE) {
             if (req.total_len == 0 || req.total_len > len) {
                 abort();   /* must consume something, never more than there is */

@@ -3,10 +3,11 @@
  * tokenizer, directive table, setters, merge, post-processing).
  *
  * The input is written to a file in a private scratch folder and loaded as
- * nginx.conf, exactly as `uptls-proxy -c FILE` does. proxy_conf.c is
- * compiled into this file (#include, at the end of the helpers) with three
- * calls redirected by macros, so a fuzzed configuration never leaves the
- * machine or the scratch folder, with no change to the proxy's code:
+ * nginx.conf, exactly as `uptls-proxy -c FILE` does. The target links the
+ * proxy's objects (all but proxy_main.o) with three of their calls
+ * redirected (ld --wrap, fuzz/fuzz.mk: the proxy's call to f reaches
+ * __wrap_f here), so a fuzzed configuration never leaves the machine or the
+ * scratch folder, with no change to the proxy's code:
  *   - getaddrinfo: numeric hosts only; any name resolves to 127.0.0.1 (no DNS);
  *   - glob (include): only patterns inside the scratch folder match, so an
  *     `include /proc/kmsg;` cannot block or read the system;
@@ -26,40 +27,43 @@
 static char fuzz_dir[256];
 static char fuzz_file[300];
 
-int fuzz_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+int __real_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
     struct addrinfo **res);
-int fuzz_glob(const char *pattern, int flags, int (*errfunc)(const char *, int), glob_t *g);
-int fuzz_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc, char *err,
+int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+    struct addrinfo **res);
+int __real_glob(const char *pattern, int flags, int (*errfunc)(const char *, int), glob_t *g);
+int __wrap_glob(const char *pattern, int flags, int (*errfunc)(const char *, int), glob_t *g);
+int __wrap_proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc, char *err,
     size_t err_len);
 
 int
-fuzz_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+__wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
     struct addrinfo **res)
 {
     struct addrinfo h = *hints;
     int rc;
 
     h.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
-    rc = getaddrinfo(node, service, &h, res);
+    rc = __real_getaddrinfo(node, service, &h, res);
     if (rc == EAI_NONAME && node != NULL && node[0] != '\0') {
-        rc = getaddrinfo("127.0.0.1", service, &h, res);
+        rc = __real_getaddrinfo("127.0.0.1", service, &h, res);
     }
     return rc;
 }
 
 int
-fuzz_glob(const char *pattern, int flags, int (*errfunc)(const char *, int), glob_t *g)
+__wrap_glob(const char *pattern, int flags, int (*errfunc)(const char *, int), glob_t *g)
 {
     size_t n = strlen(fuzz_dir);
 
     if (strncmp(pattern, fuzz_dir, n) != 0 || strstr(pattern, "..") != NULL) {
         return GLOB_NOMATCH;
     }
-    return glob(pattern, flags, errfunc, g);
+    return __real_glob(pattern, flags, errfunc, g);
 }
 
 int
-fuzz_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc, char *err,
+__wrap_proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc, char *err,
     size_t err_len)
 {
     (void) conf;
@@ -68,14 +72,6 @@ fuzz_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc, char *err
     (void) err_len;
     return 0;
 }
-
-#define getaddrinfo fuzz_getaddrinfo
-#define glob fuzz_glob
-#define proxy_ssl_ctx_build fuzz_ssl_ctx_build
-#include "../reference-proxy/proxy_conf.c"
-#undef getaddrinfo
-#undef glob
-#undef proxy_ssl_ctx_build
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,37 +1,47 @@
 /*
  * Shared set-up of the uptls-proxy HTTP fuzz targets (fuzz_proxy_request.c,
- * fuzz_proxy_response.c). proxy_http.c is compiled into the target itself
- * (#include), so its static parser functions are called as the event loop
- * calls them, with no change to the proxy's code:
- *   - the request parser: proxy_client_process() on a client whose input
+ * fuzz_proxy_response.c). The target links the proxy's objects (all but
+ * proxy_main.o) and calls its callbacks, declared in its internal headers,
+ * as the event loop calls them, with no change to the proxy's code:
+ *   - the request parser: proxy_client_read_cb() on a client whose input
  *     buffer holds the fuzz input (as read from the socket);
- *   - the response parser: proxy_up_read_cb() / proxy_up_event_cb() on an
- *     upstream connection whose input buffer holds the fuzz input.
+ *   - the response parser: proxy_upstream_read_cb() /
+ *     proxy_upstream_event_cb() on an upstream connection whose input
+ *     buffer holds the fuzz input.
  * Bufferevents have no socket (fd -1) and the event loop never runs, so
  * nothing is sent anywhere: what the proxy writes accumulates in the output
  * buffers and is freed with the client. bufferevent_socket_connect() is
- * replaced (macro) by one that connects nothing; the harness then reports
+ * replaced (ld --wrap, see fuzz/fuzz.mk) by one that connects nothing; the
+ * harness then reports
  * the connection as made, as libevent would (BEV_EVENT_CONNECTED). The input is split in two reads at
  * an offset taken from its first two bytes, so incremental parsing (a line
  * or a chunk cut in the middle) is exercised too.
  */
 #include <stdint.h>
-
-#define FUZZ_UNUSED __attribute__((unused))
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <event2/bufferevent.h>
 
-static int
-fuzz_bev_connect(struct bufferevent *bev, const struct sockaddr *sa, int len)
+#include "../reference-proxy/proxy_upstream.h"
+
+#define FUZZ_UNUSED __attribute__((unused))
+
+int __wrap_bufferevent_socket_connect(struct bufferevent *bev, const struct sockaddr *sa,
+    int len);
+
+/* The proxy's bufferevent_socket_connect() (ld --wrap): connects nothing. */
+int
+__wrap_bufferevent_socket_connect(struct bufferevent *bev, const struct sockaddr *sa,
+    int len)
 {
     (void) bev;
     (void) sa;
     (void) len;
     return 0;   /* "in progress"; fuzz_upstream_connected() completes it */
 }
-#define bufferevent_socket_connect(bev, sa, len) fuzz_bev_connect(bev, sa, len)
-
-#include "../reference-proxy/proxy_http.c"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -121,7 +131,7 @@ fuzz_client_new(void)
         abort();
     }
     c->next_ev = evtimer_new(fuzz_w.base, proxy_client_next_cb, c);
-    c->fail_status = 502;
+    c->req.fail_status = 502;
     c->next = fuzz_w.clients;
     if (fuzz_w.clients) {
         fuzz_w.clients->prev = c;
@@ -192,10 +202,10 @@ fuzz_check_head(struct evbuffer *b, const char *who)
 static FUZZ_UNUSED void
 fuzz_upstream_connected(struct proxy_client *c)
 {
-    if (c->up != NULL && !c->up->connected) {
-        proxy_up_connect_event_cb(c->up->bev, BEV_EVENT_CONNECTED, c);
-        if (fuzz_client_alive(c) && c->up != NULL) {
-            fuzz_check_head(bufferevent_get_output(c->up->bev), "the upstream");
+    if (c->up.conn != NULL && !c->up.conn->connected) {
+        proxy_upstream_connect_event_cb(c->up.conn->bev, BEV_EVENT_CONNECTED, c);
+        if (fuzz_client_alive(c) && c->up.conn != NULL) {
+            fuzz_check_head(bufferevent_get_output(c->up.conn->bev), "the upstream");
         }
     }
 }
@@ -205,9 +215,9 @@ fuzz_upstream_connected(struct proxy_client *c)
 static FUZZ_UNUSED void
 fuzz_upstream_feed(struct proxy_client *c, const void *data, size_t len)
 {
-    if (fuzz_client_alive(c) && c->up != NULL && c->up->connected) {
-        fuzz_bev_input_add(c->up->bev, data, len);
-        proxy_up_read_cb(c->up->bev, c);
+    if (fuzz_client_alive(c) && c->up.conn != NULL && c->up.conn->connected) {
+        fuzz_bev_input_add(c->up.conn->bev, data, len);
+        proxy_upstream_read_cb(c->up.conn->bev, c);
     }
 }
 
@@ -215,8 +225,8 @@ fuzz_upstream_feed(struct proxy_client *c, const void *data, size_t len)
 static FUZZ_UNUSED void
 fuzz_upstream_eof(struct proxy_client *c)
 {
-    if (fuzz_client_alive(c) && c->up != NULL && c->up->connected) {
-        proxy_up_event_cb(c->up->bev, BEV_EVENT_EOF | BEV_EVENT_READING, c);
+    if (fuzz_client_alive(c) && c->up.conn != NULL && c->up.conn->connected) {
+        proxy_upstream_event_cb(c->up.conn->bev, BEV_EVENT_EOF | BEV_EVENT_READING, c);
     }
 }
 
@@ -234,16 +244,16 @@ fuzz_client_done(struct proxy_client *c)
         return;
     }
     fuzz_check_head(bufferevent_get_output(c->bev), "the client");
-    if (c->up) {
-        fuzz_check_head(bufferevent_get_output(c->up->bev), "the upstream");
+    if (c->up.conn) {
+        fuzz_check_head(bufferevent_get_output(c->up.conn->bev), "the upstream");
     }
     if (getenv("FUZZ_DEBUG")) {
         struct evbuffer *o = bufferevent_get_output(c->bev);
 
         fprintf(stderr, "--- to client (state %d):\n%.*s\n", c->state,
             (int) evbuffer_get_length(o), (const char *) evbuffer_pullup(o, -1));
-        if (c->up) {
-            o = bufferevent_get_output(c->up->bev);
+        if (c->up.conn) {
+            o = bufferevent_get_output(c->up.conn->bev);
             fprintf(stderr, "--- to upstream:\n%.*s\n", (int) evbuffer_get_length(o),
                 (const char *) evbuffer_pullup(o, -1));
         }

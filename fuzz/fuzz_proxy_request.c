@@ -36,7 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (c->state == PROXY_C_HEADERS || c->state == PROXY_C_BODY) {
             proxy_client_read_cb(c->bev, c);
         }
-        if (fuzz_client_alive(c) && c->up != NULL) {
+        if (fuzz_client_alive(c) && c->up.conn != NULL) {
             fuzz_upstream_connected(c);
             fuzz_upstream_feed(c, fuzz_ok, sizeof(fuzz_ok) - 1);
             continue;

@@ -7,6 +7,7 @@
 # BACKEND_OBJDIR lets a second build (sanitizers) keep its objects apart.
 
 BACKEND_SRCS   := $(wildcard harness/backend/*.c)
+BACKEND_LIB_SRCS := $(filter-out harness/backend/backend_main.c,$(BACKEND_SRCS))
 BACKEND_OBJDIR ?= build/backend
 BACKEND_OBJS    = $(patsubst harness/backend/%.c,$(BACKEND_OBJDIR)/%.o,$(BACKEND_SRCS))
 

@@ -4,7 +4,8 @@
  * Its upstream TLS is the executable reading of the nginx proxy_ssl_*
  * directives as documented at https://nginx.org/en/docs/http/
  * ngx_http_proxy_module.html; it reads the nginx configuration syntax for
- * the subset it supports (see proxy_conf.c for the directive table).
+ * the subset it supports (the directive tables are in the modules listed in
+ * proxy_conf_file.h; the HTTP engine's files are listed in proxy_http.h).
  *
  * Conventions: prefix proxy_, functions proxy_object_verb, no struct
  * typedefs; library functions return 0 / -1 and write a message into a
@@ -14,11 +15,14 @@
 #define PROXY_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <netinet/in.h>
 
 #include <openssl/ssl.h>
+
+#include "../harness/common/uc_err.h"
 
 #define PROXY_VERSION "0.1.0"
 #define PROXY_NAME "uptls-proxy"
@@ -48,10 +52,10 @@ enum proxy_fault {
     PROXY_FAULT_SMALL_CERT_LIST = 1u << 16,
 };
 
-extern unsigned proxy_faults;
+extern uint64_t proxy_faults;
 
 int proxy_fault_enable(const char *names, char *err, size_t err_len);
-int proxy_fault_on(unsigned fault);
+int proxy_fault_on(uint64_t fault);
 void proxy_fault_list_print(void);
 /* The TLS faults' hooks: applied to every upstream SSL_CTX once it is set
  * up, and first in the verify callback (returns the new ok). */
@@ -78,7 +82,7 @@ int proxy_log_enabled(int level);
 void proxy_log_error(int level, unsigned long conn, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* ---- configuration (proxy_conf.c) ----------------------------------------- */
+/* ---- configuration (proxy_conf*.c, see proxy_conf_file.h) --------------- */
 
 /* proxy_ssl_protocols bits (the nginx NGX_SSL_* set) */
 #define PROXY_SSL_SSLv2 0x0002
@@ -126,7 +130,7 @@ struct proxy_peer {
     long long checked_ms;
 };
 
-struct proxy_upconn;
+struct proxy_upstream_conn;
 
 struct proxy_upstream {
     char *name;
@@ -138,7 +142,7 @@ struct proxy_upstream {
     const char *file;
     int line;
     /* run time: idle keepalive connections, most recent first */
-    struct proxy_upconn *idle;
+    struct proxy_upstream_conn *idle;
     int num_idle;
     struct proxy_upstream *next;
 };
@@ -146,7 +150,8 @@ struct proxy_upstream {
 /*
  * One set of proxy settings. The same struct is used at the http, server
  * and location levels; proxy_conf_merge() fills unset fields of a child from
- * its parent and then from the defaults, like nginx's merge_loc_conf.
+ * its parent and then from the defaults, calling each module's merge like
+ * nginx's merge_loc_conf.
  */
 struct proxy_loc_conf {
     /* location itself */
@@ -197,7 +202,7 @@ struct proxy_loc_conf {
     SSL_CTX *ssl_ctx;
     char *tls_key;              /* fingerprint of the TLS settings */
     char *ssl_name_value;       /* the name checked and sent as SNI */
-    void *hdr_plan;             /* the request head plan (proxy_http.c), one block */
+    void *hdr_plan;             /* the request head plan (proxy_http_proxy.c), one block */
 };
 
 struct proxy_listen {
@@ -260,13 +265,12 @@ int proxy_ssl_check_after_handshake(SSL *ssl, struct proxy_loc_conf *lc,
     char *err, size_t err_len);
 void proxy_ssl_release(SSL *ssl);
 void proxy_ssl_sessions_free(void);
-void proxy_ssl_errors_text(char *out, size_t out_len);
 
 /* ---- verification memo (proxy_verify.c) ---------------------------------- */
 
 int proxy_vmemo_attach(SSL_CTX *ctx);
 
-/* ---- HTTP engine (proxy_http.c) ----------------------------------------------- */
+/* ---- HTTP engine (proxy_worker.c; its parts: proxy_http.h) ------------------- */
 
 struct event_base;
 int proxy_worker_run(struct proxy_conf *conf, int worker_id, char *err,

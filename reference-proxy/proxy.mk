@@ -1,29 +1,33 @@
 # uptls-proxy: owned by reference-proxy/. Defines $(BIN)/uptls-proxy.
 # Included by the top Makefile, which defines BIN, ALL_CFLAGS and LDLIBS_ALL.
 #   make bin/uptls-proxy                     the build
-#   make proxy-asan                          ASan/UBSan build in bin/uptls-proxy-asan
+#   make proxy-asan                          the sanitizer build (SAN_FLAGS, soak/soak.mk's
+#                                            build/asan/bin/uptls-proxy), copied to bin/uptls-proxy-asan
 #   make proxy-test                          reference-proxy/test_proxy.py (pytest)
 
 PROXY_SRCS := $(wildcard reference-proxy/*.c)
+PROXY_HDRS := $(wildcard reference-proxy/*.h)
+# everything but main(): what fuzz/fuzz.mk links into its targets
+PROXY_LIB_SRCS := $(filter-out reference-proxy/proxy_main.c,$(PROXY_SRCS))
 PROXY_OBJS := $(patsubst reference-proxy/%.c,build/proxy/%.o,$(PROXY_SRCS))
-PROXY_ASAN_OBJS := $(patsubst reference-proxy/%.c,build/proxy-asan/%.o,$(PROXY_SRCS))
-PROXY_ASAN_FLAGS := $(SAN_FLAGS)
+# what an object depends on besides its source: the proxy's headers and the
+# common library's (harness/common/, linked as $(COMMON_LIB))
+PROXY_DEPS := $(PROXY_HDRS) $(wildcard harness/common/*.h)
 
 all: $(BIN)/uptls-proxy
 
-$(BIN)/uptls-proxy: $(PROXY_OBJS) | $(BIN)
-	$(CC) -o $@ $(PROXY_OBJS) $(LDLIBS_ALL)
+$(BIN)/uptls-proxy: $(PROXY_OBJS) $(COMMON_LIB) | $(BIN)
+	$(CC) -o $@ $(PROXY_OBJS) $(COMMON_LIB) $(LDLIBS_ALL)
 
-build/proxy/%.o: reference-proxy/%.c reference-proxy/proxy.h
+build/proxy/%.o: reference-proxy/%.c $(PROXY_DEPS)
 	@mkdir -p build/proxy
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-build/proxy-asan/%.o: reference-proxy/%.c reference-proxy/proxy.h
-	@mkdir -p build/proxy-asan
-	$(CC) $(ALL_CFLAGS) $(PROXY_ASAN_FLAGS) -c -o $@ $<
-
-$(BIN)/uptls-proxy-asan: $(PROXY_ASAN_OBJS) | $(BIN)
-	$(CC) -o $@ $(PROXY_ASAN_OBJS) $(LDLIBS_ALL) $(PROXY_ASAN_FLAGS)
+# The sanitizer build itself is soak/soak.mk's (make asan builds all three
+# programs the same way, with the common library); this is its name for the
+# proxy alone, and bin/uptls-proxy-asan a copy of it.
+$(BIN)/uptls-proxy-asan: build/asan/bin/uptls-proxy | $(BIN)
+	cp $< $@
 
 .PHONY: proxy-asan proxy-test
 proxy-asan: $(BIN)/uptls-proxy-asan

@@ -2,20 +2,19 @@
  * Fault switches: deliberate misbehaviours of the upstream TLS client, for
  * the harness's own tests (every scenario must fail on some known-bad
  * proxy). Each is off unless `--fault NAME` or UPTLS_PROXY_FAULTS=a,b
- * enables it; an unknown name is an error.
+ * enables it; an unknown name is an error. Lookup, the list and the help
+ * come from the one table (harness/common/uc_switch.h): a new fault is one
+ * row here and one bit in enum proxy_fault.
  */
 #include "proxy.h"
 
 #include <stdio.h>
-#include <string.h>
 
-unsigned proxy_faults;
+#include "../harness/common/uc_switch.h"
 
-static const struct {
-    const char *name;
-    unsigned bit;
-    const char *help;
-} proxy_fault_table[] = {
+uint64_t proxy_faults;
+
+static const struct uc_switch proxy_fault_table[] = {
     /* ignore-client-cert: never load or send proxy_ssl_certificate/_key. */
     { "ignore-client-cert", PROXY_FAULT_IGNORE_CLIENT_CERT,
       "never load or send the client certificate" },
@@ -80,34 +79,16 @@ static const struct {
     { "small-cert-list", PROXY_FAULT_SMALL_CERT_LIST, "peer certificate list limit 16 KB" },
 };
 
-#define PROXY_NUM_FAULTS (sizeof(proxy_fault_table) / sizeof(proxy_fault_table[0]))
-
 /* Enables every name in a comma-separated list. */
 int
 proxy_fault_enable(const char *names, char *err, size_t err_len)
 {
-    char buf[512];
-    char *save = NULL, *tok;
-    size_t i;
-
-    snprintf(buf, sizeof(buf), "%s", names);
-    for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-        for (i = 0; i < PROXY_NUM_FAULTS; i++) {
-            if (strcmp(tok, proxy_fault_table[i].name) == 0) {
-                proxy_faults |= proxy_fault_table[i].bit;
-                break;
-            }
-        }
-        if (i == PROXY_NUM_FAULTS) {
-            snprintf(err, err_len, "unknown fault \"%s\" (see --fault list)", tok);
-            return -1;
-        }
-    }
-    return 0;
+    return uc_switch_enable(proxy_fault_table, UC_SWITCH_COUNT(proxy_fault_table), "fault",
+        names, &proxy_faults, err, err_len);
 }
 
 int
-proxy_fault_on(unsigned fault)
+proxy_fault_on(uint64_t fault)
 {
     return (proxy_faults & fault) != 0;
 }
@@ -187,9 +168,5 @@ proxy_fault_verify(int ok, X509_STORE_CTX *store)
 void
 proxy_fault_list_print(void)
 {
-    size_t i;
-
-    for (i = 0; i < PROXY_NUM_FAULTS; i++) {
-        printf("%-20s %s\n", proxy_fault_table[i].name, proxy_fault_table[i].help);
-    }
+    uc_switch_print(proxy_fault_table, UC_SWITCH_COUNT(proxy_fault_table), stdout, "", 20);
 }

@@ -327,8 +327,8 @@ main(int argc, char **argv)
         goto end;
     }
     if (proxy_faults) {
-        proxy_log_error(PROXY_LOG_WARN, 0, "fault switches enabled: 0x%x (test use only)",
-            proxy_faults);
+        proxy_log_error(PROXY_LOG_WARN, 0, "fault switches enabled: 0x%llx (test use only)",
+            (unsigned long long) proxy_faults);
     }
     if (conf.warnings) {
         const char *p = conf.warnings, *nl;

@@ -19,9 +19,9 @@
  * - an IP upstream name is matched against iPAddress SANs (SSL_set1_host(),
  *   RFC 2818 3.1); nginx matches names with X509_check_host() only (#1363).
  * - upstream keepalive connections are also keyed by these settings
- *   (proxy_http.c).
+ *   (proxy_upstream_keepalive.c).
  */
-#include "proxy.h"
+#include "proxy_ssl.h"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -30,40 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Per-connection data hung on the SSL object. */
-struct proxy_ssl_data {
-    struct proxy_loc_conf *lc;
-    char *key;                  /* session cache key */
-    int rejected;               /* post-handshake check failed */
-};
-
-/* The client session cache: one slot per key, like nginx's one session per
- * peer. Per worker process, in memory. */
-struct proxy_ssl_session {
-    char *key;
-    SSL_SESSION *session;
-    struct proxy_ssl_session *next;
-};
-
-static struct proxy_ssl_session *proxy_ssl_sessions;
-static int proxy_ssl_data_index = -1;
-
-void
-proxy_ssl_errors_text(char *out, size_t out_len)
-{
-    unsigned long e;
-    size_t used = 0;
-    char buf[256];
-
-    out[0] = '\0';
-    while ((e = ERR_get_error()) != 0) {
-        ERR_error_string_n(e, buf, sizeof(buf));
-        if (used + strlen(buf) + 4 < out_len) {
-            used += (size_t) snprintf(out + used, out_len - used, "%s%s",
-                used ? " " : "", buf);
-        }
-    }
-}
+int proxy_ssl_data_index = -1;
 
 static void
 proxy_ssl_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
@@ -75,93 +42,6 @@ proxy_ssl_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
         free(d->key);
         free(d);
     }
-}
-
-/* ---- sessions ------------------------------------------------------------------------ */
-
-static struct proxy_ssl_session *
-proxy_ssl_session_find(const char *key, int create)
-{
-    struct proxy_ssl_session *s;
-
-    for (s = proxy_ssl_sessions; s; s = s->next) {
-        if (strcmp(s->key, key) == 0) {
-            return s;
-        }
-    }
-    if (!create) {
-        return NULL;
-    }
-    s = proxy_xcalloc(1, sizeof(*s));
-    s->key = proxy_xstrdup(key);
-    s->next = proxy_ssl_sessions;
-    proxy_ssl_sessions = s;
-    return s;
-}
-
-/*
- * SSL_CTX_sess_set_new_cb(): OpenSSL hands us every new session, including
- * TLS 1.3 tickets that arrive after the handshake (saving at handshake end
- * would store a session that cannot resume). Returns 0: OpenSSL keeps its
- * reference, the slot keeps a copy.
- */
-static int
-proxy_ssl_session_new(SSL *ssl, SSL_SESSION *session)
-{
-    struct proxy_ssl_data *d = SSL_get_ex_data(ssl, proxy_ssl_data_index);
-    struct proxy_ssl_session *slot;
-    SSL_SESSION *copy;
-
-    if (d == NULL || d->rejected || !d->lc->ssl_session_reuse
-        || proxy_fault_on(PROXY_FAULT_NO_SESSION_REUSE)) {
-        return 0;
-    }
-    /* never cache a session whose peer failed verification */
-    if (d->lc->ssl_verify && !proxy_fault_on(PROXY_FAULT_SKIP_VERIFY)
-        && SSL_get_verify_result(ssl) != X509_V_OK) {
-        return 0;
-    }
-    /* The slot keeps a private copy. The object OpenSSL hands us is also
-     * the connection's current session, and OpenSSL marks a connection's
-     * session not resumable when that connection ends in a fatal alert
-     * or an unexpected EOF (ssl3_send_alert() -> SSL_CTX_remove_session()):
-     * an upstream that closes without close_notify after its response would
-     * spoil the slot for every later connection (14-29% of the handshakes
-     * of bench load (b) were full for that reason). */
-    copy = SSL_SESSION_dup(session);
-    if (copy == NULL) {
-        return 0;
-    }
-    slot = proxy_ssl_session_find(d->key, 1);
-    SSL_SESSION_free(slot->session);
-    slot->session = copy;
-    return 0;
-}
-
-static void
-proxy_ssl_session_forget(SSL *ssl, const char *key)
-{
-    struct proxy_ssl_session *slot = proxy_ssl_session_find(key, 0);
-
-    if (slot && slot->session) {
-        SSL_SESSION_free(slot->session);
-        slot->session = NULL;
-    }
-    (void) ssl;
-}
-
-void
-proxy_ssl_sessions_free(void)
-{
-    struct proxy_ssl_session *s, *n;
-
-    for (s = proxy_ssl_sessions; s; s = n) {
-        n = s->next;
-        SSL_SESSION_free(s->session);
-        free(s->key);
-        free(s);
-    }
-    proxy_ssl_sessions = NULL;
 }
 
 /* ---- verification ------------------------------------------------------------------------- */
@@ -252,7 +132,7 @@ proxy_ssl_key_load(SSL_CTX *ctx, const char *key_file, const char *password_file
             num ? passwords[i] : NULL);
         BIO_free(bio);
     }
-    proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+    uc_ssl_errors(ssl_err, sizeof(ssl_err));
     if (pkey == NULL) {
         snprintf(err, err_len, "cannot load certificate key \"%s\": "
             "PEM_read_bio_PrivateKey() failed (SSL: %s)%s", key_file, ssl_err,
@@ -261,7 +141,7 @@ proxy_ssl_key_load(SSL_CTX *ctx, const char *key_file, const char *password_file
         goto end;
     }
     if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
-        proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+        uc_ssl_errors(ssl_err, sizeof(ssl_err));
         snprintf(err, err_len, "SSL_CTX_use_PrivateKey(\"%s\") failed (SSL: %s)",
             key_file, ssl_err);
         goto end;
@@ -348,7 +228,7 @@ proxy_ssl_conf_commands_apply(SSL_CTX *ctx, struct proxy_keyval_list *cmds,
         }
         ERR_clear_error();
         if (SSL_CONF_cmd(cctx, k, cmds->items[i].value) <= 0) {
-            proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+            uc_ssl_errors(ssl_err, sizeof(ssl_err));
             snprintf(err, err_len, "SSL_CONF_cmd(\"%s\", \"%s\") failed (SSL: %s)", k,
                 cmds->items[i].value, ssl_err);
             rc = -1;
@@ -356,7 +236,7 @@ proxy_ssl_conf_commands_apply(SSL_CTX *ctx, struct proxy_keyval_list *cmds,
         }
     }
     if (rc == 0 && SSL_CONF_CTX_finish(cctx) != 1) {
-        proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+        uc_ssl_errors(ssl_err, sizeof(ssl_err));
         snprintf(err, err_len, "SSL_CONF_finish() failed (SSL: %s)", ssl_err);
         rc = -1;
     }
@@ -438,7 +318,7 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
     }
     ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL) {
-        proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+        uc_ssl_errors(ssl_err, sizeof(ssl_err));
         snprintf(err, err_len, "SSL_CTX_new() failed (SSL: %s)", ssl_err);
         return -1;
     }
@@ -461,7 +341,7 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
      * (TLS 1.2 and below; TLS 1.3 suites via proxy_ssl_conf_command) */
     if (!proxy_fault_on(PROXY_FAULT_IGNORE_CIPHERS)
         && SSL_CTX_set_cipher_list(ctx, lc->ssl_ciphers) != 1) {
-        proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+        uc_ssl_errors(ssl_err, sizeof(ssl_err));
         snprintf(err, err_len, "SSL_CTX_set_cipher_list(\"%s\") failed (SSL: %s)",
             lc->ssl_ciphers, ssl_err);
         return -1;
@@ -471,7 +351,7 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
      * HTTPS server". The file's further certificates are the chain sent. */
     if (lc->ssl_certificate && !proxy_fault_on(PROXY_FAULT_IGNORE_CLIENT_CERT)) {
         if (SSL_CTX_use_certificate_chain_file(ctx, lc->ssl_certificate) != 1) {
-            proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+            uc_ssl_errors(ssl_err, sizeof(ssl_err));
             snprintf(err, err_len, "cannot load certificate \"%s\": "
                 "SSL_CTX_use_certificate_chain_file() failed (SSL: %s)",
                 lc->ssl_certificate, ssl_err);
@@ -482,7 +362,7 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
             return -1;
         }
         if (SSL_CTX_check_private_key(ctx) != 1) {
-            proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+            uc_ssl_errors(ssl_err, sizeof(ssl_err));
             snprintf(err, err_len, "certificate \"%s\" and key \"%s\" do not match "
                 "(SSL: %s)", lc->ssl_certificate, lc->ssl_certificate_key, ssl_err);
             return -1;
@@ -498,7 +378,7 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
      * proxy_ssl_trusted_certificate (nginx never uses the system store). */
     if (lc->ssl_verify) {
         if (SSL_CTX_load_verify_locations(ctx, lc->ssl_trusted_certificate, NULL) != 1) {
-            proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+            uc_ssl_errors(ssl_err, sizeof(ssl_err));
             snprintf(err, err_len, "SSL_CTX_load_verify_locations(\"%s\") failed "
                 "(SSL: %s)", lc->ssl_trusted_certificate, ssl_err);
             return -1;
@@ -539,14 +419,14 @@ proxy_ssl_new(struct proxy_loc_conf *lc, const char *group, struct proxy_peer *p
     char *err, size_t err_len)
 {
     struct proxy_ssl_data *d;
-    struct proxy_ssl_session *slot;
+    SSL_SESSION *cached;
     const char *name = lc->ssl_name_value;
     char ssl_err[512];
     SSL *ssl;
 
     ssl = SSL_new(lc->ssl_ctx);
     if (ssl == NULL) {
-        proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+        uc_ssl_errors(ssl_err, sizeof(ssl_err));
         snprintf(err, err_len, "SSL_new() failed (SSL: %s)", ssl_err);
         return NULL;
     }
@@ -567,7 +447,7 @@ proxy_ssl_new(struct proxy_loc_conf *lc, const char *group, struct proxy_peer *p
     if (lc->ssl_server_name && !proxy_fault_on(PROXY_FAULT_NO_SNI)
         && !proxy_addr_is_ip_literal(name)) {
         if (SSL_set_tlsext_host_name(ssl, name) != 1) {
-            proxy_ssl_errors_text(ssl_err, sizeof(ssl_err));
+            uc_ssl_errors(ssl_err, sizeof(ssl_err));
             snprintf(err, err_len, "SSL_set_tlsext_host_name(\"%s\") failed (SSL: %s)",
                 name, ssl_err);
             SSL_free(ssl);
@@ -592,13 +472,13 @@ proxy_ssl_new(struct proxy_loc_conf *lc, const char *group, struct proxy_peer *p
     }
 
     if (lc->ssl_session_reuse && !proxy_fault_on(PROXY_FAULT_NO_SESSION_REUSE)) {
-        slot = proxy_ssl_session_find(d->key, 0);
+        cached = proxy_ssl_session_get(d->key);
         /* every new connection resumes the slot's session, as nginx reuses
          * one session per peer until a newer one replaces it; each takes a
          * copy, so that its own failure cannot make the slot's unresumable
          * for the others (see proxy_ssl_session_new()) */
-        if (slot && slot->session && SSL_SESSION_is_resumable(slot->session)) {
-            SSL_SESSION *copy = SSL_SESSION_dup(slot->session);
+        if (cached && SSL_SESSION_is_resumable(cached)) {
+            SSL_SESSION *copy = SSL_SESSION_dup(cached);
 
             if (copy) {
                 SSL_set_session(ssl, copy);

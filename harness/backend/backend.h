@@ -296,6 +296,43 @@ int backend_fault_flight_step(struct backend_conn *c, int done);
 
 enum http_parse_result { HTTP_NEED_MORE, HTTP_DONE, HTTP_BAD };
 
+#define MAX_HEADERS 100
+
+struct http_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+struct http_request {
+    const char *method;
+    size_t method_len;
+    const char *target;
+    size_t target_len;
+    const char *version;
+    size_t version_len;
+    struct http_header headers[MAX_HEADERS];
+    size_t num_headers;
+    long long content_length; /* -1 = none */
+    int chunked;
+    int conn_close;
+    int conn_keep_alive;
+    size_t head_len;  /* request line + headers + blank line */
+    size_t total_len; /* head + body as sent */
+    size_t body_len;  /* decoded body */
+};
+
+/*
+ * Parses one request at the front of p (len bytes). On HTTP_BAD sets
+ * *out_status and *out_err; on HTTP_NEED_MORE *out_need may say how many
+ * bytes are needed. The request's pointers point into p. (Also the parser
+ * fuzz/fuzz_backend_request.c calls.)
+ */
+enum http_parse_result backend_http_parse_request(const char *p, size_t len,
+                                                  struct http_request *req, int *out_status,
+                                                  size_t *out_need, const char **out_err);
+
 /*
  * Parses and answers every complete request at the front of c->in, appending
  * the responses to c->out (or c->slow). Sets c->closing when the connection

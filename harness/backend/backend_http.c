@@ -16,34 +16,8 @@
 #include "backend.h"
 
 #define MAX_HEADER_BYTES (64 * 1024)
-#define MAX_HEADERS 100
 #define MAX_BODY (16L * 1024 * 1024)
 #define HUGE_HEADER_FILLER 80 /* huge-headers: 80 headers of 1000 bytes */
-
-struct http_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-
-struct http_request {
-    const char *method;
-    size_t method_len;
-    const char *target;
-    size_t target_len;
-    const char *version;
-    size_t version_len;
-    struct http_header headers[MAX_HEADERS];
-    size_t num_headers;
-    long long content_length; /* -1 = none */
-    int chunked;
-    int conn_close;
-    int conn_keep_alive;
-    size_t head_len;  /* request line + headers + blank line */
-    size_t total_len; /* head + body as sent */
-    size_t body_len;  /* decoded body */
-};
 
 static int is_tchar(unsigned char c)
 {
@@ -163,9 +137,9 @@ static enum http_parse_result parse_chunked(const char *p, size_t len, size_t *o
  * Parses one request at the front of p. On HTTP_BAD sets *out_status and
  * *out_err. The request's pointers point into p.
  */
-static enum http_parse_result parse_request(const char *p, size_t len, struct http_request *req,
-                                            int *out_status, size_t *out_need,
-                                            const char **out_err)
+enum http_parse_result backend_http_parse_request(const char *p, size_t len,
+                                                  struct http_request *req, int *out_status,
+                                                  size_t *out_need, const char **out_err)
 {
     const char *end, *line, *eol, *sp1, *sp2;
     size_t scan = len < MAX_HEADER_BYTES + 4 ? len : MAX_HEADER_BYTES + 4;
@@ -485,7 +459,7 @@ void backend_http_process(struct backend_conn *c)
         /* Parsing restarts from the request line each time; need says how
          * much must have arrived before that can make progress (a large
          * body is then not re-copied on every read). */
-        r = parse_request(p, len, &req, &status, &need, &err);
+        r = backend_http_parse_request(p, len, &req, &status, &need, &err);
         if (r == HTTP_NEED_MORE) {
             c->http_need = need;
             return;
