@@ -76,20 +76,28 @@ int backend_fault_selfsigned(const char *cn, size_t pad, X509 **certp, EVP_PKEY 
     return 0;
 }
 
-/* Appends an unrelated self-signed certificate (CN uptls-extra-N). */
-static int push_extra(STACK_OF(X509) *chain, size_t n, size_t pad)
+/* Appends an unrelated certificate: a copy of tmpl (a self-signed one)
+ * named uptls-extra-N.invalid, with serial N+1. The copy is not signed
+ * again: it is on no path, so no client checks its signature, and 100 of
+ * them cost no key generation or signing at start-up (which is slow under
+ * valgrind). */
+static int push_extra(STACK_OF(X509) *chain, X509 *tmpl, size_t n)
 {
     char cn[64];
-    X509 *x = NULL;
+    X509 *x = X509_dup(tmpl);
+    X509_NAME *name = X509_NAME_new();
+    int ok;
 
     snprintf(cn, sizeof(cn), "uptls-extra-%zu.invalid", n);
-    if (backend_fault_selfsigned(cn, pad, &x, NULL) != 0)
-        return 0;
-    if (!sk_X509_push(chain, x)) {
+    ok = x != NULL && name != NULL &&
+         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+                                    0) &&
+         X509_set_subject_name(x, name) && X509_set_issuer_name(x, name) &&
+         ASN1_INTEGER_set(X509_get_serialNumber(x), (long)n + 1) && sk_X509_push(chain, x);
+    X509_NAME_free(name);
+    if (!ok)
         X509_free(x);
-        return 0;
-    }
-    return 1;
+    return ok;
 }
 
 static size_t der_len(X509 *x)
@@ -101,6 +109,7 @@ static size_t der_len(X509 *x)
 int backend_fault_chain_apply(SSL_CTX *ctx, uint64_t f, char *err, size_t err_len)
 {
     STACK_OF(X509) *old = NULL, *chain = NULL;
+    X509 *tmpl = NULL, *big = NULL;
     size_t bytes;
     int ok = 1, n, i;
 
@@ -116,13 +125,18 @@ int backend_fault_chain_apply(SSL_CTX *ctx, uint64_t f, char *err, size_t err_le
                BACKEND_FAULT_CHAIN_EXTRA_UNRELATED | BACKEND_FAULT_CHAIN_100_CERTS |
                BACKEND_FAULT_CHAIN_60KB)))
         return 0;
-    if (SSL_CTX_get0_chain_certs(ctx, &old) != 1 || (chain = sk_X509_new_null()) == NULL) {
-        snprintf(err, err_len, "--fault: cannot read the chain of --cert");
+    if (SSL_CTX_get0_chain_certs(ctx, &old) != 1 || (chain = sk_X509_new_null()) == NULL ||
+        backend_fault_selfsigned("uptls-extra-0.invalid", 0, &tmpl, NULL) != 0 ||
+        ((f & BACKEND_FAULT_CHAIN_60KB) &&
+         backend_fault_selfsigned("uptls-extra-0.invalid", CHAIN_BIG_PAD, &big, NULL) != 0)) {
+        sk_X509_free(chain);
+        X509_free(tmpl);
+        snprintf(err, err_len, "--fault: cannot read the chain of --cert or make a certificate");
         return -1;
     }
     n = old ? sk_X509_num(old) : 0;
     if (f & BACKEND_FAULT_CHAIN_EXTRA_UNRELATED)
-        ok = push_extra(chain, 0, 0); /* right after the leaf */
+        ok = push_extra(chain, tmpl, 0); /* right after the leaf */
     for (i = 0; ok && i < n; i++) {
         /* chain-reversed: the intermediates root-side first */
         X509 *x = sk_X509_value(old, (f & BACKEND_FAULT_CHAIN_REVERSED) ? n - 1 - i : i);
@@ -133,7 +147,7 @@ int backend_fault_chain_apply(SSL_CTX *ctx, uint64_t f, char *err, size_t err_le
     if (f & BACKEND_FAULT_CHAIN_100_CERTS) {
         /* the leaf is the 100th */
         for (size_t k = 1; ok && sk_X509_num(chain) < CHAIN_100 - 1; k++)
-            ok = push_extra(chain, k, 0);
+            ok = push_extra(chain, tmpl, k);
     }
     if (f & BACKEND_FAULT_CHAIN_60KB) {
         X509 *leaf = SSL_CTX_get0_certificate(ctx);
@@ -141,11 +155,13 @@ int backend_fault_chain_apply(SSL_CTX *ctx, uint64_t f, char *err, size_t err_le
         for (i = 0; i < sk_X509_num(chain); i++)
             bytes += der_len(sk_X509_value(chain, i));
         for (size_t k = 1000; ok && bytes < CHAIN_BIG_BYTES; k++) {
-            ok = push_extra(chain, k, CHAIN_BIG_PAD);
+            ok = push_extra(chain, big, k);
             if (ok)
                 bytes += der_len(sk_X509_value(chain, sk_X509_num(chain) - 1));
         }
     }
+    X509_free(tmpl);
+    X509_free(big);
     /* set0 takes the stack; SSL_MODE_NO_AUTO_CHAIN keeps it as it is. */
     if (!ok || SSL_CTX_set0_chain(ctx, chain) != 1) {
         sk_X509_pop_free(chain, X509_free);
