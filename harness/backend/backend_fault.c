@@ -95,16 +95,18 @@ const struct uc_switch backend_faults[] = {
     /* chain-duplicate: every intermediate of --cert twice in a row. */
     {"chain-duplicate", BACKEND_FAULT_CHAIN_DUPLICATE,
      "present every intermediate twice"},
-    /* chain-extra-unrelated: an unrelated self-signed certificate right
-     * after the leaf, then the intermediates. */
+    /* chain-extra-unrelated: an unrelated certificate right after the leaf,
+     * then the intermediates. The extras of the chain faults are copies of
+     * the leaf renamed uptls-extra-N.invalid (self-issued, not re-signed:
+     * no client checks a certificate that is on no path). */
     {"chain-extra-unrelated", BACKEND_FAULT_CHAIN_EXTRA_UNRELATED,
-     "an unrelated self-signed certificate right after the leaf"},
-    /* chain-100-certs: the chain of --cert padded with unrelated self-signed
+     "an unrelated certificate (uptls-extra-0.invalid) right after the leaf"},
+    /* chain-100-certs: the chain of --cert padded with unrelated
      * certificates to 100 certificates in the Certificate message. */
     {"chain-100-certs", BACKEND_FAULT_CHAIN_100_CERTS,
-     "100 certificates: the chain, then unrelated self-signed ones"},
-    /* chain-60kb: the chain of --cert padded with unrelated self-signed
-     * certificates (a 4000-byte nsComment each) past 60 KB of DER: four
+     "100 certificates: the chain, then unrelated ones"},
+    /* chain-60kb: the chain of --cert padded with unrelated certificates
+     * (a 4000-byte nsComment each) past 60 KB of DER: four
      * 16 KB records, under OpenSSL's default 100 KB max_cert_list. */
     {"chain-60kb", BACKEND_FAULT_CHAIN_60KB,
      "a certificate list over 60 KB (padded unrelated certificates)"},

@@ -34,6 +34,21 @@ static int add_ext(X509 *cert, int nid, const char *value)
     return ok;
 }
 
+/* An nsComment extension of pad bytes. */
+static int add_padding(X509 *cert, size_t pad)
+{
+    char *comment = OPENSSL_malloc(pad + 1);
+    int ok = comment != NULL;
+
+    if (ok) {
+        memset(comment, 'u', pad);
+        comment[pad] = '\0';
+        ok = add_ext(cert, NID_netscape_comment, comment);
+    }
+    OPENSSL_free(comment);
+    return ok;
+}
+
 int backend_fault_selfsigned(const char *cn, size_t pad, X509 **certp, EVP_PKEY **keyp)
 {
     EVP_PKEY *key = EVP_EC_gen("P-256");
@@ -51,16 +66,8 @@ int backend_fault_selfsigned(const char *cn, size_t pad, X509 **certp, EVP_PKEY 
          X509_gmtime_adj(X509_getm_notAfter(cert), 86400L * 30) && X509_set_pubkey(cert, key);
     snprintf(san, sizeof(san), "DNS:%s", cn);
     ok = ok && add_ext(cert, NID_subject_alt_name, san);
-    if (ok && pad > 0) {
-        char *comment = OPENSSL_malloc(pad + 1);
-        ok = comment != NULL;
-        if (ok) {
-            memset(comment, 'u', pad);
-            comment[pad] = '\0';
-            ok = add_ext(cert, NID_netscape_comment, comment);
-        }
-        OPENSSL_free(comment);
-    }
+    if (ok && pad > 0)
+        ok = add_padding(cert, pad);
     ok = ok && X509_sign(cert, key, EVP_sha256()) > 0;
     X509_NAME_free(name);
     if (!ok) {
@@ -76,11 +83,11 @@ int backend_fault_selfsigned(const char *cn, size_t pad, X509 **certp, EVP_PKEY 
     return 0;
 }
 
-/* Appends an unrelated certificate: a copy of tmpl (a self-signed one)
- * named uptls-extra-N.invalid, with serial N+1. The copy is not signed
- * again: it is on no path, so no client checks its signature, and 100 of
- * them cost no key generation or signing at start-up (which is slow under
- * valgrind). */
+/* Appends an unrelated certificate: a copy of tmpl named
+ * uptls-extra-N.invalid (subject and issuer), with serial N+1. It is not
+ * signed again: it is on no path, so no client checks its signature, and
+ * 100 of them cost no key generation or signing at start-up (which is slow
+ * under valgrind). */
 static int push_extra(STACK_OF(X509) *chain, X509 *tmpl, size_t n)
 {
     char cn[64];
@@ -93,7 +100,9 @@ static int push_extra(STACK_OF(X509) *chain, X509 *tmpl, size_t n)
          X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
                                     0) &&
          X509_set_subject_name(x, name) && X509_set_issuer_name(x, name) &&
-         ASN1_INTEGER_set(X509_get_serialNumber(x), (long)n + 1) && sk_X509_push(chain, x);
+         ASN1_INTEGER_set(X509_get_serialNumber(x), (long)n + 1) &&
+         i2d_re_X509_tbs(x, NULL) > 0 && /* a decoded copy keeps its old encoding otherwise */
+         sk_X509_push(chain, x);
     X509_NAME_free(name);
     if (!ok)
         X509_free(x);
@@ -125,12 +134,17 @@ int backend_fault_chain_apply(SSL_CTX *ctx, uint64_t f, char *err, size_t err_le
                BACKEND_FAULT_CHAIN_EXTRA_UNRELATED | BACKEND_FAULT_CHAIN_100_CERTS |
                BACKEND_FAULT_CHAIN_60KB)))
         return 0;
+    /* The template of the extras is a copy of the leaf (renamed by
+     * push_extra), the 60 KB one with a padding nsComment: no key is made
+     * and nothing signed at start-up. */
     if (SSL_CTX_get0_chain_certs(ctx, &old) != 1 || (chain = sk_X509_new_null()) == NULL ||
-        backend_fault_selfsigned("uptls-extra-0.invalid", 0, &tmpl, NULL) != 0 ||
+        (tmpl = X509_dup(SSL_CTX_get0_certificate(ctx))) == NULL ||
         ((f & BACKEND_FAULT_CHAIN_60KB) &&
-         backend_fault_selfsigned("uptls-extra-0.invalid", CHAIN_BIG_PAD, &big, NULL) != 0)) {
+         ((big = X509_dup(tmpl)) == NULL || !add_padding(big, CHAIN_BIG_PAD) ||
+          i2d_re_X509_tbs(big, NULL) <= 0))) {
         sk_X509_free(chain);
         X509_free(tmpl);
+        X509_free(big);
         snprintf(err, err_len, "--fault: cannot read the chain of --cert or make a certificate");
         return -1;
     }
