@@ -38,7 +38,7 @@ int backend_log_open(struct backend_log *log, const char *path, const char *name
      * process appends to the same file. */
     log->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log->fd < 0) {
-        snprintf(err, err_len, "--log: cannot open '%s': %s", path, strerror(errno));
+        uc_err_set(err, err_len, "--log: cannot open '%s': %s", path, strerror(errno));
         return -1;
     }
     log->owned = 1;

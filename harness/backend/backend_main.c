@@ -19,6 +19,7 @@
 
 #include <openssl/err.h>
 
+#include "../common/uc_err.h"
 #include "../common/uc_net.h"
 #include "backend.h"
 
@@ -59,8 +60,9 @@ static int server_listen(struct backend_server *srv, char *err, size_t err_len)
     snprintf(port, sizeof(port), "%d", srv->cfg->port);
     rc = getaddrinfo(srv->cfg->listen, port, &hints, &res);
     if (rc != 0) {
-        snprintf(err, err_len, "--listen: bad value '%s'; allowed: a numeric IPv4 or IPv6 address (%s)",
-                 srv->cfg->listen, gai_strerror(rc));
+        uc_err_set(err, err_len,
+                   "--listen: bad value '%s'; allowed: a numeric IPv4 or IPv6 address (%s)",
+                   srv->cfg->listen, gai_strerror(rc));
         return -1;
     }
     srv->listener = evconnlistener_new_bind(srv->base, on_accept, srv,
@@ -69,13 +71,13 @@ static int server_listen(struct backend_server *srv, char *err, size_t err_len)
                                             1024, res->ai_addr, (int)res->ai_addrlen);
     freeaddrinfo(res);
     if (srv->listener == NULL) {
-        snprintf(err, err_len, "cannot listen on %s port %d: %s", srv->cfg->listen,
-                 srv->cfg->port, strerror(errno));
+        uc_err_set(err, err_len, "cannot listen on %s port %d: %s", srv->cfg->listen,
+                   srv->cfg->port, strerror(errno));
         return -1;
     }
     evconnlistener_set_error_cb(srv->listener, on_accept_error);
     if (getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&ss, &ss_len) != 0) {
-        snprintf(err, err_len, "getsockname: %s", strerror(errno));
+        uc_err_set(err, err_len, "getsockname: %s", strerror(errno));
         return -1;
     }
     uc_sockaddr_host_port((struct sockaddr *)&ss, NULL, 0, &srv->port);
