@@ -6,22 +6,16 @@
 #   make proxy-test                          reference-proxy/test_proxy.py (pytest)
 
 PROXY_SRCS := $(wildcard reference-proxy/*.c)
-PROXY_HDRS := $(wildcard reference-proxy/*.h)
 # everything but main(): what fuzz/fuzz.mk links into its targets
 PROXY_LIB_SRCS := $(filter-out reference-proxy/proxy_main.c,$(PROXY_SRCS))
 PROXY_OBJS := $(patsubst reference-proxy/%.c,build/proxy/%.o,$(PROXY_SRCS))
-# what an object depends on besides its source: the proxy's headers and the
-# common library's (harness/common/, linked as $(COMMON_LIB))
-PROXY_DEPS := $(PROXY_HDRS) $(wildcard harness/common/*.h)
 
 all: $(BIN)/uptls-proxy
 
 $(BIN)/uptls-proxy: $(PROXY_OBJS) $(COMMON_LIB) | $(BIN)
 	$(CC) -o $@ $(PROXY_OBJS) $(COMMON_LIB) $(LDLIBS_ALL)
 
-build/proxy/%.o: reference-proxy/%.c $(PROXY_DEPS)
-	@mkdir -p build/proxy
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+$(eval $(call c_objects,reference-proxy,build/proxy))
 
 # The sanitizer build itself is soak/soak.mk's (make asan builds all three
 # programs the same way, with the common library); this is its name for the

@@ -5,6 +5,8 @@
  */
 #include "proxy_conf_file.h"
 
+#include "../harness/common/uc_str.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -62,16 +64,7 @@ proxy_conf_parse_msec(const char *s)
 int
 proxy_conf_parse_int(const char *s, int *out)
 {
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < 0 || v > INT_MAX) {
-        return -1;
-    }
-    *out = (int) v;
-    return 0;
+    return uc_parse_int(s, 0, INT_MAX, out);
 }
 
 #define PROXY_FIELD(conf, cmd, type) ((type *) ((char *) (conf) + (cmd)->offset))

@@ -2,6 +2,8 @@
  * for a proxy that preallocates nothing; it aborts rather than limp on. */
 #include "proxy.h"
 
+#include "../harness/common/uc_net.h"
+
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -114,27 +116,13 @@ proxy_sockaddr_text(const struct sockaddr *sa, char *out, size_t out_len,
     int with_port)
 {
     char host[INET6_ADDRSTRLEN];
+    int port;
 
-    host[0] = '\0';
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *) sa;
-
-        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-        if (with_port) {
-            snprintf(out, out_len, "%s:%u", host, ntohs(sin->sin_port));
-        } else {
-            snprintf(out, out_len, "%s", host);
-        }
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *) sa;
-
-        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-        if (with_port) {
-            snprintf(out, out_len, "[%s]:%u", host, ntohs(sin6->sin6_port));
-        } else {
-            snprintf(out, out_len, "%s", host);
-        }
-    } else {
+    if (uc_sockaddr_host_port(sa, host, sizeof(host), &port) != 0) {
         snprintf(out, out_len, "unix:");
+    } else if (!with_port) {
+        snprintf(out, out_len, "%s", host);
+    } else {
+        snprintf(out, out_len, sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
     }
 }
