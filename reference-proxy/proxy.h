@@ -45,6 +45,11 @@ enum proxy_fault {
     PROXY_FAULT_MASK_UPSTREAM_ERRORS = 1u << 9,
     PROXY_FAULT_PASS_TRUNCATED = 1u << 10,
     PROXY_FAULT_CUT_BIG_HEADERS = 1u << 11,
+    PROXY_FAULT_FATAL_POST_HANDSHAKE = 1u << 12,
+    PROXY_FAULT_RENEGOTIATION_UNVERIFIED = 1u << 13,
+    PROXY_FAULT_OFFER_X25519_ONLY = 1u << 14,
+    PROXY_FAULT_STRICT_CHAIN = 1u << 15,
+    PROXY_FAULT_SMALL_CERT_LIST = 1u << 16,
 };
 
 extern uint64_t proxy_faults;
@@ -52,6 +57,10 @@ extern uint64_t proxy_faults;
 int proxy_fault_enable(const char *names, char *err, size_t err_len);
 int proxy_fault_on(uint64_t fault);
 void proxy_fault_list_print(void);
+/* The TLS faults' hooks: applied to every upstream SSL_CTX once it is set
+ * up, and first in the verify callback (returns the new ok). */
+void proxy_fault_ssl_ctx(SSL_CTX *ctx);
+int proxy_fault_verify(int ok, X509_STORE_CTX *store);
 
 /* ---- log (proxy_log.c) ----------------------------------------------------- */
 

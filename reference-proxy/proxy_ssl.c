@@ -55,7 +55,10 @@ proxy_ssl_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 static int
 proxy_ssl_verify_cb(int ok, X509_STORE_CTX *store)
 {
-    int err = X509_STORE_CTX_get_error(store);
+    int err;
+
+    ok = proxy_fault_verify(ok, store);
+    err = X509_STORE_CTX_get_error(store);
 
     if (!ok && proxy_fault_on(PROXY_FAULT_SKIP_VERIFY)
         && err != X509_V_ERR_HOSTNAME_MISMATCH) {
@@ -405,6 +408,7 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
         | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, proxy_ssl_session_new);
 
+    proxy_fault_ssl_ctx(ctx);
     lc->tls_key = proxy_ssl_settings_key(lc);
     return 0;
 }

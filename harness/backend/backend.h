@@ -35,6 +35,27 @@ enum backend_fault {
     BACKEND_FAULT_RESET_AFTER_HEADERS = 1u << 6,
     BACKEND_FAULT_HUGE_HEADERS = 1u << 7,
     BACKEND_FAULT_SLOW_RESPONSE = 1u << 8,
+    /* TLS-layer faults: backend_fault_tls.c (post-handshake messages and
+     * records), backend_fault_chain.c (the presented chain, the groups),
+     * backend_fault_flight.c (the handshake flight on the wire). */
+    BACKEND_FAULT_HELLO_REQUEST_BEFORE_RESPONSE = 1u << 9,
+    BACKEND_FAULT_HELLO_REQUEST_MID_BODY = 1u << 10,
+    BACKEND_FAULT_RENEGOTIATE_OTHER_CERT = 1u << 11,
+    BACKEND_FAULT_KEY_UPDATE_BEFORE_RESPONSE = 1u << 12,
+    BACKEND_FAULT_KEY_UPDATE_MID_BODY = 1u << 13,
+    BACKEND_FAULT_KEY_UPDATE_FLOOD = 1u << 14,
+    BACKEND_FAULT_HELLO_RETRY_REQUEST = 1u << 15,
+    BACKEND_FAULT_CHAIN_REVERSED = 1u << 16,
+    BACKEND_FAULT_CHAIN_DUPLICATE = 1u << 17,
+    BACKEND_FAULT_CHAIN_EXTRA_UNRELATED = 1u << 18,
+    BACKEND_FAULT_CHAIN_100_CERTS = 1u << 19,
+    BACKEND_FAULT_CHAIN_60KB = 1u << 20,
+    BACKEND_FAULT_DRIBBLE_HANDSHAKE = 1u << 21,
+    BACKEND_FAULT_GARBAGE_AFTER_SERVER_HELLO = 1u << 22,
+    BACKEND_FAULT_OVERSIZED_RECORD_MID_BODY = 1u << 23,
+    BACKEND_FAULT_CORRUPT_RECORD_MID_BODY = 1u << 24,
+    BACKEND_FAULT_CLOSE_NOTIFY_AFTER_HEADERS = 1u << 25,
+    BACKEND_FAULT_RESET_AFTER_HANDSHAKE = 1u << 26,
 };
 
 /* The fault table: name, bit, help (uc_switch_lookup, _list, _print). */
@@ -65,6 +86,7 @@ struct backend_config {
     int idle_timeout;     /* seconds */
     const char *listeners; /* --listeners FILE: the listeners come from FILE */
     int help;
+    int list_faults; /* --list-faults: print the fault table and exit */
 };
 
 /*
@@ -221,6 +243,15 @@ struct backend_conn {
     int handshake_done;
     int reset_armed;         /* reset-after-headers: headers written, RST timer set */
     const char *close_reason; /* why we are closing, for the close line */
+    /* TLS-layer faults (backend_fault_tls.c, backend_fault_flight.c) */
+    int fault_armed;       /* a response fault acts once fault_at bytes of out are written */
+    size_t fault_at;
+    int fault_done;        /* the response fault acted (once per connection) */
+    int fault_hold;        /* renegotiate-other-cert: no response until the renegotiation ends */
+    int fault_nudges;      /* renegotiate-other-cert: HelloRequests sent again */
+    struct evbuffer *raw;  /* flight faults: bytes for the socket as they are */
+    struct event *raw_timer;
+    int flight_cut;        /* garbage-after-server-hello: later TLS output is dropped */
 };
 
 void backend_conn_accept(struct backend_server *srv, int fd, const struct sockaddr *sa, int salen);
@@ -228,6 +259,38 @@ void backend_conn_accept(struct backend_server *srv, int fd, const struct sockad
 void backend_conn_close(struct backend_conn *c, const char *reason);
 /* slow-response: start moving c->slow into c->out, one byte per step. */
 void backend_conn_start_slow(struct backend_conn *c);
+
+/* ---- TLS-layer faults ------------------------------------------------------ */
+
+/* Logs {"event":"fault","fault":NAME,"detail":DETAIL}: what a fault did. */
+void backend_fault_log(struct backend_conn *c, const char *name, const char *detail);
+/* backend_fault_tls.c: arms the response faults for a 200 response that
+ * starts at offset start of c->out, its body at body_start, body_len long. */
+void backend_fault_tls_arm(struct backend_conn *c, size_t start, size_t body_start,
+                           size_t body_len);
+/* Runs the armed fault (fault_at reached). Returns 0 to go on writing, -1
+ * if the connection was closed and freed. */
+int backend_fault_tls_act(struct backend_conn *c);
+/* After a read with renegotiate-other-cert held: 1 if the hold just ended. */
+int backend_fault_tls_hold_ended(struct backend_conn *c);
+/* Sends bytes as they are on a non-blocking socket, waiting at most 1 s. */
+int backend_fault_send_raw(int fd, const void *data, size_t len);
+
+/* backend_fault_chain.c: the chain, groups and certificates faults change
+ * in a new SSL_CTX (after its certificate is loaded). */
+int backend_fault_chain_apply(SSL_CTX *ctx, uint64_t faults, char *err, size_t err_len);
+/* A fresh self-signed P-256 certificate (and its key) for cn, with a
+ * subjectAltName DNS:cn and, if pad > 0, an nsComment of pad bytes. */
+int backend_fault_selfsigned(const char *cn, size_t pad, X509 **cert, EVP_PKEY **key);
+
+/* backend_fault_flight.c: the handshake flight faults. */
+int backend_fault_flight_on(uint64_t faults);
+/* Called once the SSL exists: the write BIO becomes a memory BIO. */
+int backend_fault_flight_start(struct backend_conn *c);
+/* After each handshake step: moves the captured output to the socket, as
+ * the fault says. done: the handshake completed. Returns 1 while bytes
+ * are still queued (the connection waits for them). */
+int backend_fault_flight_step(struct backend_conn *c, int done);
 
 /* ---- HTTP (backend_http.c) ----------------------------------------------- */
 

@@ -77,6 +77,8 @@ static const struct backend_opt backend_opts[] = {
     {"--listeners", "FILE", OPT_STR, F(listeners), NULL, NULL,
      "many listeners in one process: one JSON object per line of FILE ('-' = stdin),\n"
      "                             keys = these options without '--'; no other option then"},
+    {"--list-faults", NULL, OPT_FLAG, F(list_faults), NULL, NULL,
+     "print every fault, one per line: its name, then its help"},
     {"-h", NULL, OPT_FLAG, F(help), NULL, NULL, "print this help"},
     {"--help", NULL, OPT_FLAG, F(help), NULL, NULL, "print this help"},
 };
@@ -214,7 +216,7 @@ int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char
         apply_opt(cfg, o, val, err, err_len);
     }
 
-    if (cfg->help)
+    if (cfg->help || cfg->list_faults)
         return err[0] == '\0' ? 0 : -1;
     if (cfg->listeners != NULL) {
         /* Each listener's line carries all its options. */
@@ -270,7 +272,8 @@ void backend_config_set(struct backend_config *cfg, unsigned long *seen, const c
             break;
         }
     }
-    if (o == NULL || o->offset == F(help) || o->offset == F(listeners)) {
+    if (o == NULL || o->offset == F(help) || o->offset == F(listeners) ||
+        o->offset == F(list_faults)) {
         uc_err_add(err, err_len, "unknown key '%s'; allowed: the long options without '--' (see -h)",
                 key);
         return;

@@ -166,6 +166,10 @@ void backend_conn_accept(struct backend_server *srv, int fd, const struct sockad
             return;
         }
         SSL_set_accept_state(c->ssl);
+        if (backend_fault_flight_on(faults) && backend_fault_flight_start(c) != 0) {
+            backend_conn_close(c, "error out of memory");
+            return;
+        }
         c->state = CONN_HANDSHAKE;
     }
     conn_arm_timer(c, (long)srv->cfg->idle_timeout * 1000);
@@ -243,6 +247,10 @@ void backend_conn_close(struct backend_conn *c, const char *reason)
         evbuffer_free(c->out);
     if (c->slow)
         evbuffer_free(c->slow);
+    if (c->raw_timer)
+        event_free(c->raw_timer);
+    if (c->raw)
+        evbuffer_free(c->raw);
     ERR_clear_error();
     free(c);
 }
@@ -322,9 +330,18 @@ static enum run_result conn_run_handshake(struct backend_conn *c)
 
     ERR_clear_error();
     r = SSL_do_handshake(c->ssl);
+    if (c->raw != NULL)
+        backend_fault_flight_step(c, r == 1);
     if (r == 1) {
         c->handshake_done = 1;
         backend_tls_observe_handshake_ok(c);
+        if (c->srv->cfg->faults & BACKEND_FAULT_RESET_AFTER_HANDSHAKE) {
+            /* reset-after-handshake: RST before a byte of the request is read */
+            c->closing = 1;
+            c->close_mode = CLOSE_RESET;
+            backend_conn_close(c, "fault reset-after-handshake");
+            return RUN_FREED;
+        }
         c->state = CONN_ACTIVE;
         return RUN_AGAIN;
     }
@@ -433,17 +450,31 @@ static enum run_result conn_run_active(struct backend_conn *c)
     int want = 0;
     int r, e;
 
-    while (evbuffer_get_length(c->out) > 0) {
+    if (c->raw != NULL && backend_fault_flight_step(c, 1)) {
+        conn_wait(c, 0); /* captured handshake bytes still on their way */
+        return RUN_WAIT;
+    }
+    /* fault_hold: renegotiate-other-cert writes nothing until it is done */
+    while (!c->fault_hold && (evbuffer_get_length(c->out) > 0 ||
+                              (c->fault_armed && c->fault_at == 0))) {
         size_t n = evbuffer_get_length(c->out);
         unsigned char *data;
 
+        if (c->fault_armed && c->fault_at == 0) {
+            backend_fault_tls_act(c);
+            continue;
+        }
         if (n > sizeof(buf))
             n = sizeof(buf);
+        if (c->fault_armed && n > c->fault_at)
+            n = c->fault_at;
         data = evbuffer_pullup(c->out, (ssize_t)n);
         ERR_clear_error();
         r = SSL_write(c->ssl, data, (int)n);
         if (r > 0) {
             evbuffer_drain(c->out, (size_t)r);
+            if (c->fault_armed)
+                c->fault_at -= (size_t)r;
             continue;
         }
         e = SSL_get_error(c->ssl, r);
@@ -460,7 +491,7 @@ static enum run_result conn_run_active(struct backend_conn *c)
         backend_conn_close(c, reason);
         return RUN_FREED;
     }
-    if (c->closing) {
+    if (c->closing && !c->fault_hold) {
         if (evbuffer_get_length(c->out) == 0 && evbuffer_get_length(c->slow) == 0)
             return conn_finish(c);
         /* Still writing (or slow-response still feeding): no more reads. */
@@ -480,6 +511,8 @@ static enum run_result conn_run_active(struct backend_conn *c)
         return RUN_AGAIN;
     }
     e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ && backend_fault_tls_hold_ended(c))
+        return RUN_AGAIN;
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
         want |= e == SSL_ERROR_WANT_READ ? WANT_READ : WANT_WRITE;
         conn_wait(c, want);

@@ -381,6 +381,7 @@ static void respond(struct backend_conn *c, int status, int head_only, int conn_
     char body[256];
     int body_len;
     long announced;
+    size_t start = evbuffer_get_length(dst), body_start;
 
     if (status == 200)
         body_len = snprintf(body, sizeof(body), "backend=%s conn=%lu req=%lu\n", cfg->name,
@@ -405,6 +406,9 @@ static void respond(struct backend_conn *c, int status, int head_only, int conn_
     if (conn_close)
         evbuffer_add_printf(dst, "Connection: close\r\n");
     evbuffer_add(dst, "\r\n", 2);
+    body_start = evbuffer_get_length(dst);
+    if (status == 200 && dst == c->out && !head_only)
+        backend_fault_tls_arm(c, start, body_start, (size_t)body_len);
 
     if (status == 200 && (faults & BACKEND_FAULT_RESET_AFTER_HEADERS)) {
         c->closing = 1;

@@ -155,6 +155,10 @@ int main(int argc, char **argv)
         backend_config_print_help(argv[0]);
         return 0;
     }
+    if (cfg.list_faults) {
+        uc_switch_print(backend_faults, backend_num_faults, stdout, "", 30);
+        return 0;
+    }
     if (cfg.listeners != NULL) {
         many = 1;
         if (backend_listeners_load(&ls, cfg.listeners, err, sizeof(err)) != 0) {

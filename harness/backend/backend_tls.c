@@ -106,7 +106,9 @@ static void observe_client_hello(struct backend_conn *c, SSL *ssl)
     size_t num_exts = 0;
 
     uc_json_key(jw, "after_hrr");
-    uc_json_bool(jw, c->client_hello_seen);
+    uc_json_bool(jw, c->client_hello_seen && !c->handshake_done);
+    uc_json_key(jw, "renegotiation");
+    uc_json_bool(jw, c->handshake_done);
 
     unsigned legacy = SSL_client_hello_get0_legacy_version(ssl);
     uc_json_key(jw, "legacy_version");
@@ -362,6 +364,8 @@ SSL_CTX *backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t
         FAIL("--key: cannot load '%s'", cfg->key);
     if (SSL_CTX_check_private_key(ctx) != 1)
         FAIL("--key: '%s' does not match the certificate in '%s'", cfg->key, cfg->cert);
+    if (backend_fault_chain_apply(ctx, cfg->faults, err, err_len) != 0)
+        goto fail;
 
     if (cfg->client_auth != BACKEND_AUTH_NONE) {
         int mode = SSL_VERIFY_PEER;
