@@ -72,18 +72,18 @@ struct backend_config {
     const char *key;
     const char *listen;
     int port;
-    int client_auth;  /* enum backend_client_auth */
+    int client_auth; /* enum backend_client_auth */
     const char *client_ca;
-    int min_proto;    /* 0 = library default, else TLS1_VERSION... */
+    int min_proto; /* 0 = library default, else TLS1_VERSION... */
     int max_proto;
     const char *ciphers;
     const char *ciphersuites;
     int session_cache; /* 1 = on */
     int tickets;       /* 1 = on */
     int close_after_response;
-    const char *log_path; /* NULL = stdout */
-    uint64_t faults;      /* enum backend_fault bits */
-    int idle_timeout;     /* seconds */
+    const char *log_path;  /* NULL = stdout */
+    uint64_t faults;       /* enum backend_fault bits */
+    int idle_timeout;      /* seconds */
     const char *listeners; /* --listeners FILE: the listeners come from FILE */
     int help;
     int list_faults; /* --list-faults: print the fault table and exit */
@@ -93,8 +93,8 @@ struct backend_config {
  * Parses argv into cfg (defaults first). On error writes every problem found,
  * one per line, into err and returns -1. Returns 0 on success.
  */
-int backend_config_parse(struct backend_config *cfg, int argc, char **argv, char *err,
-                         size_t err_len);
+int
+backend_config_parse(struct backend_config *cfg, int argc, char **argv, char *err, size_t err_len);
 void backend_config_print_help(const char *prog);
 
 /* ---- listener specs (backend_listeners.c) --------------------------------
@@ -113,10 +113,10 @@ enum json_kind { JSON_STRING, JSON_NUMBER, JSON_TRUE, JSON_FALSE, JSON_NULL };
  * number's text), NUL-terminated, valid until member() returns. member()
  * returns 0 to go on. Returns 0, or -1 with the reason in err.
  */
-typedef int (*json_member_fn)(void *arg, const char *key, enum json_kind kind, const char *text,
-                              int index);
-int json_read_object(const char *s, size_t len, json_member_fn member, void *arg, char *err,
-                     size_t err_len);
+typedef int (*json_member_fn)(
+    void *arg, const char *key, enum json_kind kind, const char *text, int index);
+int json_read_object(
+    const char *s, size_t len, json_member_fn member, void *arg, char *err, size_t err_len);
 
 /* Defaults, as for the command line. */
 void backend_config_defaults(struct backend_config *cfg);
@@ -124,8 +124,7 @@ void backend_config_defaults(struct backend_config *cfg);
  * the keys already given. text must outlive cfg. Errors go into err, one
  * per line (appended). */
 void backend_config_set(struct backend_config *cfg, unsigned long *seen, const char *key,
-                        enum json_kind kind, const char *text, int index, char *err,
-                        size_t err_len);
+    enum json_kind kind, const char *text, int index, char *err, size_t err_len);
 /* The checks that need every option (required ones, min <= max ...). */
 void backend_config_check(const struct backend_config *cfg, char *err, size_t err_len);
 
@@ -143,8 +142,8 @@ struct backend_listeners {
  * returns -1; the listeners without errors are still in ls (so that their
  * other problems can be reported in the same run), marked in invalid[].
  */
-int backend_listeners_load(struct backend_listeners *ls, const char *path, char *err,
-                           size_t err_len);
+int
+backend_listeners_load(struct backend_listeners *ls, const char *path, char *err, size_t err_len);
 void backend_listeners_free(struct backend_listeners *ls);
 
 /* ---- the observation log (backend_json.c) --------------------------------
@@ -160,13 +159,12 @@ struct backend_log {
     struct uc_json jw;
 };
 
-int backend_log_open(struct backend_log *log, const char *path, const char *name, char *err,
-                     size_t err_len);
+int backend_log_open(
+    struct backend_log *log, const char *path, const char *name, char *err, size_t err_len);
 void backend_log_close(struct backend_log *log);
 /* Starts a line: {"event":EVENT,"name":NAME,"listener":N,"conn":CONN,"t":T
  * (listener 0 = omitted, conn 0 = omitted) */
-struct uc_json *backend_log_begin(struct backend_log *log, const char *event,
-                                  unsigned long conn);
+struct uc_json *backend_log_begin(struct backend_log *log, const char *event, unsigned long conn);
 /* Closes the object and writes the line. */
 void backend_log_end(struct backend_log *log);
 double backend_now(void);
@@ -184,8 +182,8 @@ struct backend_server {
     struct evconnlistener *listener;
     SSL_CTX *ctx;
     struct backend_log log;
-    int port; /* the bound port */
-    unsigned long num_conns; /* connections accepted by this listener */
+    int port;                   /* the bound port */
+    unsigned long num_conns;    /* connections accepted by this listener */
     struct backend_conn *conns; /* every open connection, for shutdown */
 };
 
@@ -196,18 +194,18 @@ int backend_tls_conn_index(void);
 /* Logs the handshake line for a completed handshake. */
 void backend_tls_observe_handshake_ok(struct backend_conn *c);
 /* Logs a failed handshake: what, the SSL_get_error class and the alert seen. */
-void backend_tls_observe_handshake_fail(struct backend_conn *c, const char *error,
-                                        const char *error_class);
+void backend_tls_observe_handshake_fail(
+    struct backend_conn *c, const char *error, const char *error_class);
 const char *backend_tls_error_class(int ssl_err);
 
 /* ---- connections (backend_conn.c) ---------------------------------------- */
 
 enum backend_conn_state {
-    CONN_STALL,     /* fault: TCP accepted, nothing ever answered */
-    CONN_NON_TLS,   /* fault: wait for bytes, answer in plaintext */
+    CONN_STALL,   /* fault: TCP accepted, nothing ever answered */
+    CONN_NON_TLS, /* fault: wait for bytes, answer in plaintext */
     CONN_HANDSHAKE,
-    CONN_ACTIVE,    /* reading requests, writing responses */
-    CONN_LINGER,    /* close_notify sent; draining until the peer closes */
+    CONN_ACTIVE, /* reading requests, writing responses */
+    CONN_LINGER, /* close_notify sent; draining until the peer closes */
 };
 
 enum backend_close_mode {
@@ -231,27 +229,27 @@ struct backend_conn {
     uint16_t hello_exts[BACKEND_MAX_HELLO_EXTS]; /* ClientHello extension types, in order */
     size_t num_hello_exts;
     size_t http_need; /* bytes c->in must hold before parsing again */
-    int closing;    /* no more requests: finish writing, then close */
-    int close_mode; /* enum backend_close_mode */
+    int closing;      /* no more requests: finish writing, then close */
+    int close_mode;   /* enum backend_close_mode */
     int handshake_logged;
     int client_hello_seen;
     int close_after_hello; /* set by the ClientHello callback */
     int got_close_notify;
-    int alert_dir;         /* 0 none, 'r' received, 's' sent */
+    int alert_dir; /* 0 none, 'r' received, 's' sent */
     int alert_code;
     const char *alert_desc;
     int handshake_done;
-    int reset_armed;         /* reset-after-headers: headers written, RST timer set */
+    int reset_armed;          /* reset-after-headers: headers written, RST timer set */
     const char *close_reason; /* why we are closing, for the close line */
     /* TLS-layer faults (backend_fault_tls.c, backend_fault_flight.c) */
-    int fault_armed;       /* a response fault acts once fault_at bytes of out are written */
+    int fault_armed; /* a response fault acts once fault_at bytes of out are written */
     size_t fault_at;
-    int fault_done;        /* the response fault acted (once per connection) */
-    int fault_hold;        /* renegotiate-other-cert: no response until the renegotiation ends */
-    int fault_nudges;      /* renegotiate-other-cert: HelloRequests sent again */
-    struct evbuffer *raw;  /* flight faults: bytes for the socket as they are */
+    int fault_done;       /* the response fault acted (once per connection) */
+    int fault_hold;       /* renegotiate-other-cert: no response until the renegotiation ends */
+    int fault_nudges;     /* renegotiate-other-cert: HelloRequests sent again */
+    struct evbuffer *raw; /* flight faults: bytes for the socket as they are */
     struct event *raw_timer;
-    int flight_cut;        /* garbage-after-server-hello: later TLS output is dropped */
+    int flight_cut; /* garbage-after-server-hello: later TLS output is dropped */
 };
 
 void backend_conn_accept(struct backend_server *srv, int fd, const struct sockaddr *sa, int salen);
@@ -266,8 +264,8 @@ void backend_conn_start_slow(struct backend_conn *c);
 void backend_fault_log(struct backend_conn *c, const char *name, const char *detail);
 /* backend_fault_tls.c: arms the response faults for a 200 response that
  * starts at offset start of c->out, its body at body_start, body_len long. */
-void backend_fault_tls_arm(struct backend_conn *c, size_t start, size_t body_start,
-                           size_t body_len);
+void
+backend_fault_tls_arm(struct backend_conn *c, size_t start, size_t body_start, size_t body_len);
 /* Runs the armed fault (fault_at reached). Returns 0 to go on writing, -1
  * if the connection was closed and freed. */
 int backend_fault_tls_act(struct backend_conn *c);
@@ -330,8 +328,7 @@ struct http_request {
  * fuzz/fuzz_backend_request.c calls.)
  */
 enum http_parse_result backend_http_parse_request(const char *p, size_t len,
-                                                  struct http_request *req, int *out_status,
-                                                  size_t *out_need, const char **out_err);
+    struct http_request *req, int *out_status, size_t *out_need, const char **out_err);
 
 /*
  * Parses and answers every complete request at the front of c->in, appending

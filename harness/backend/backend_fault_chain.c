@@ -15,11 +15,12 @@
 
 #include "backend.h"
 
-#define CHAIN_100 100           /* chain-100-certs: certificates in the message */
-#define CHAIN_BIG_BYTES 61440   /* chain-60kb: DER bytes of the certificate list */
-#define CHAIN_BIG_PAD 4000      /* chain-60kb: nsComment bytes per extra certificate */
+#define CHAIN_100 100         /* chain-100-certs: certificates in the message */
+#define CHAIN_BIG_BYTES 61440 /* chain-60kb: DER bytes of the certificate list */
+#define CHAIN_BIG_PAD 4000    /* chain-60kb: nsComment bytes per extra certificate */
 
-static int add_ext(X509 *cert, int nid, const char *value)
+static int
+add_ext(X509 *cert, int nid, const char *value)
 {
     X509V3_CTX v3;
     X509_EXTENSION *ext;
@@ -35,7 +36,8 @@ static int add_ext(X509 *cert, int nid, const char *value)
 }
 
 /* An nsComment extension of pad bytes. */
-static int add_padding(X509 *cert, size_t pad)
+static int
+add_padding(X509 *cert, size_t pad)
 {
     char *comment = OPENSSL_malloc(pad + 1);
     int ok = comment != NULL;
@@ -49,7 +51,8 @@ static int add_padding(X509 *cert, size_t pad)
     return ok;
 }
 
-int backend_fault_selfsigned(const char *cn, size_t pad, X509 **certp, EVP_PKEY **keyp)
+int
+backend_fault_selfsigned(const char *cn, size_t pad, X509 **certp, EVP_PKEY **keyp)
 {
     EVP_PKEY *key = EVP_EC_gen("P-256");
     X509 *cert = X509_new();
@@ -57,13 +60,13 @@ int backend_fault_selfsigned(const char *cn, size_t pad, X509 **certp, EVP_PKEY 
     char san[300];
     int ok;
 
-    ok = key != NULL && cert != NULL && name != NULL && X509_set_version(cert, X509_VERSION_3) &&
-         ASN1_INTEGER_set(X509_get_serialNumber(cert), (long)(pad + 1)) &&
-         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-                                    0) &&
-         X509_set_subject_name(cert, name) && X509_set_issuer_name(cert, name) &&
-         X509_gmtime_adj(X509_getm_notBefore(cert), -86400) &&
-         X509_gmtime_adj(X509_getm_notAfter(cert), 86400L * 30) && X509_set_pubkey(cert, key);
+    ok = key != NULL && cert != NULL && name != NULL && X509_set_version(cert, X509_VERSION_3)
+        && ASN1_INTEGER_set(X509_get_serialNumber(cert), (long) (pad + 1))
+        && X509_NAME_add_entry_by_txt(
+            name, "CN", MBSTRING_UTF8, (const unsigned char *) cn, -1, -1, 0)
+        && X509_set_subject_name(cert, name) && X509_set_issuer_name(cert, name)
+        && X509_gmtime_adj(X509_getm_notBefore(cert), -86400)
+        && X509_gmtime_adj(X509_getm_notAfter(cert), 86400L * 30) && X509_set_pubkey(cert, key);
     snprintf(san, sizeof(san), "DNS:%s", cn);
     ok = ok && add_ext(cert, NID_subject_alt_name, san);
     if (ok && pad > 0)
@@ -88,7 +91,8 @@ int backend_fault_selfsigned(const char *cn, size_t pad, X509 **certp, EVP_PKEY 
  * signed again: it is on no path, so no client checks its signature, and
  * 100 of them cost no key generation or signing at start-up (which is slow
  * under valgrind). */
-static int push_extra(STACK_OF(X509) *chain, X509 *tmpl, size_t n)
+static int
+push_extra(STACK_OF(X509) * chain, X509 *tmpl, size_t n)
 {
     char cn[64];
     X509 *x = X509_dup(tmpl);
@@ -96,26 +100,28 @@ static int push_extra(STACK_OF(X509) *chain, X509 *tmpl, size_t n)
     int ok;
 
     snprintf(cn, sizeof(cn), "uptls-extra-%zu.invalid", n);
-    ok = x != NULL && name != NULL &&
-         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-                                    0) &&
-         X509_set_subject_name(x, name) && X509_set_issuer_name(x, name) &&
-         ASN1_INTEGER_set(X509_get_serialNumber(x), (long)n + 1) &&
-         i2d_re_X509_tbs(x, NULL) > 0 && /* a decoded copy keeps its old encoding otherwise */
-         sk_X509_push(chain, x);
+    ok = x != NULL && name != NULL
+        && X509_NAME_add_entry_by_txt(
+            name, "CN", MBSTRING_UTF8, (const unsigned char *) cn, -1, -1, 0)
+        && X509_set_subject_name(x, name) && X509_set_issuer_name(x, name)
+        && ASN1_INTEGER_set(X509_get_serialNumber(x), (long) n + 1) && i2d_re_X509_tbs(x, NULL) > 0
+        && /* a decoded copy keeps its old encoding otherwise */
+        sk_X509_push(chain, x);
     X509_NAME_free(name);
     if (!ok)
         X509_free(x);
     return ok;
 }
 
-static size_t der_len(X509 *x)
+static size_t
+der_len(X509 *x)
 {
     int n = i2d_X509(x, NULL);
-    return n > 0 ? (size_t)n : 0;
+    return n > 0 ? (size_t) n : 0;
 }
 
-int backend_fault_chain_apply(SSL_CTX *ctx, uint64_t f, char *err, size_t err_len)
+int
+backend_fault_chain_apply(SSL_CTX *ctx, uint64_t f, char *err, size_t err_len)
 {
     STACK_OF(X509) *old = NULL, *chain = NULL;
     X509 *tmpl = NULL, *big = NULL;
@@ -130,18 +136,19 @@ int backend_fault_chain_apply(SSL_CTX *ctx, uint64_t f, char *err, size_t err_le
             return -1;
         }
     }
-    if (!(f & (BACKEND_FAULT_CHAIN_REVERSED | BACKEND_FAULT_CHAIN_DUPLICATE |
-               BACKEND_FAULT_CHAIN_EXTRA_UNRELATED | BACKEND_FAULT_CHAIN_100_CERTS |
-               BACKEND_FAULT_CHAIN_60KB)))
+    if (!(f
+            & (BACKEND_FAULT_CHAIN_REVERSED | BACKEND_FAULT_CHAIN_DUPLICATE
+                | BACKEND_FAULT_CHAIN_EXTRA_UNRELATED | BACKEND_FAULT_CHAIN_100_CERTS
+                | BACKEND_FAULT_CHAIN_60KB)))
         return 0;
     /* The template of the extras is a copy of the leaf (renamed by
      * push_extra), the 60 KB one with a padding nsComment: no key is made
      * and nothing signed at start-up. */
-    if (SSL_CTX_get0_chain_certs(ctx, &old) != 1 || (chain = sk_X509_new_null()) == NULL ||
-        (tmpl = X509_dup(SSL_CTX_get0_certificate(ctx))) == NULL ||
-        ((f & BACKEND_FAULT_CHAIN_60KB) &&
-         ((big = X509_dup(tmpl)) == NULL || !add_padding(big, CHAIN_BIG_PAD) ||
-          i2d_re_X509_tbs(big, NULL) <= 0))) {
+    if (SSL_CTX_get0_chain_certs(ctx, &old) != 1 || (chain = sk_X509_new_null()) == NULL
+        || (tmpl = X509_dup(SSL_CTX_get0_certificate(ctx))) == NULL
+        || ((f & BACKEND_FAULT_CHAIN_60KB)
+            && ((big = X509_dup(tmpl)) == NULL || !add_padding(big, CHAIN_BIG_PAD)
+                || i2d_re_X509_tbs(big, NULL) <= 0))) {
         sk_X509_free(chain);
         X509_free(tmpl);
         X509_free(big);

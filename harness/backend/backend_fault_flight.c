@@ -25,40 +25,44 @@
 
 static const char garbage[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
 
-int backend_fault_flight_on(uint64_t faults)
+int
+backend_fault_flight_on(uint64_t faults)
 {
-    return (faults & (BACKEND_FAULT_DRIBBLE_HANDSHAKE |
-                      BACKEND_FAULT_GARBAGE_AFTER_SERVER_HELLO)) != 0;
+    return (faults & (BACKEND_FAULT_DRIBBLE_HANDSHAKE | BACKEND_FAULT_GARBAGE_AFTER_SERVER_HELLO))
+        != 0;
 }
 
-static void arm(struct backend_conn *c, long ms)
+static void
+arm(struct backend_conn *c, long ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
     if (!evtimer_pending(c->raw_timer, NULL))
         evtimer_add(c->raw_timer, &tv);
 }
 
-static int dribbling(const struct backend_conn *c)
+static int
+dribbling(const struct backend_conn *c)
 {
     return (c->srv->cfg->faults & BACKEND_FAULT_DRIBBLE_HANDSHAKE) && !c->handshake_done;
 }
 
 /* Puts queued raw bytes on the wire: one while dribbling, else all it takes. */
-static void raw_cb(evutil_socket_t fd, short what, void *arg)
+static void
+raw_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct backend_conn *c = arg;
     size_t len = evbuffer_get_length(c->raw);
     ssize_t n;
 
-    (void)fd;
-    (void)what;
+    (void) fd;
+    (void) what;
     if (len > 0) {
         if (dribbling(c))
             len = 1;
-        n = send(c->fd, evbuffer_pullup(c->raw, (ssize_t)len), len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        n = send(c->fd, evbuffer_pullup(c->raw, (ssize_t) len), len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
-            evbuffer_drain(c->raw, (size_t)n);
+            evbuffer_drain(c->raw, (size_t) n);
         } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             /* the peer is gone: the read side will see it */
             evbuffer_drain(c->raw, evbuffer_get_length(c->raw));
@@ -73,7 +77,8 @@ static void raw_cb(evutil_socket_t fd, short what, void *arg)
         event_active(c->wev, EV_WRITE, 1); /* resume the connection */
 }
 
-int backend_fault_flight_start(struct backend_conn *c)
+int
+backend_fault_flight_start(struct backend_conn *c)
 {
     BIO *mem;
 
@@ -88,7 +93,8 @@ int backend_fault_flight_start(struct backend_conn *c)
     return 0;
 }
 
-int backend_fault_flight_step(struct backend_conn *c, int done)
+int
+backend_fault_flight_step(struct backend_conn *c, int done)
 {
     BIO *wbio = SSL_get_wbio(c->ssl);
     BIO *rbio = SSL_get_rbio(c->ssl);
@@ -101,20 +107,20 @@ int backend_fault_flight_step(struct backend_conn *c, int done)
     if (len > 0 && c->flight_cut) {
         len = 0; /* garbage-after-server-hello: nothing after the garbage */
     } else if (len >= 5 && (c->srv->cfg->faults & BACKEND_FAULT_GARBAGE_AFTER_SERVER_HELLO)) {
-        long first = 5 + (((long)(unsigned char)data[3] << 8) | (unsigned char)data[4]);
+        long first = 5 + (((long) (unsigned char) data[3] << 8) | (unsigned char) data[4]);
         if (first > len)
             return 1; /* the ServerHello record is not whole yet */
-        evbuffer_add(c->raw, data, (size_t)first);
+        evbuffer_add(c->raw, data, (size_t) first);
         evbuffer_add(c->raw, garbage, sizeof(garbage) - 1);
-        backend_fault_log(c, "garbage-after-server-hello",
-                          "the ServerHello record, then plaintext HTTP bytes");
+        backend_fault_log(
+            c, "garbage-after-server-hello", "the ServerHello record, then plaintext HTTP bytes");
         c->flight_cut = 1;
     } else if (len > 0) {
         if (evbuffer_get_length(c->raw) == 0 && dribbling(c))
             backend_fault_log(c, "dribble-handshake", "handshake output one byte at a time");
-        evbuffer_add(c->raw, data, (size_t)len);
+        evbuffer_add(c->raw, data, (size_t) len);
     }
-    (void)BIO_reset(wbio);
+    (void) BIO_reset(wbio);
     if (evbuffer_get_length(c->raw) > 0) {
         arm(c, 0);
         return 1;

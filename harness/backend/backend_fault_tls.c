@@ -22,22 +22,23 @@
 
 #include "backend.h"
 
-#define KEY_UPDATE_FLOOD 32       /* BoringSSL's runner: kMaxKeyUpdates is 32 */
+#define KEY_UPDATE_FLOOD 32        /* BoringSSL's runner: kMaxKeyUpdates is 32 */
 #define OVERSIZED_RECORD_LEN 18688 /* > 2^14 + 2048 (RFC 5246 6.2.3) and + 256 (RFC 8446 5.2) */
 #define RAW_SEND_WAIT_MS 1000
-#define NUDGE_MS 100   /* renegotiate-other-cert: HelloRequest again this often */
-#define NUDGE_MAX 20   /* ... at most this many times */
+#define NUDGE_MS 100 /* renegotiate-other-cert: HelloRequest again this often */
+#define NUDGE_MAX 20 /* ... at most this many times */
 
 /* Faults that act before the response. */
-#define BEFORE_RESPONSE                                                                         \
-    (BACKEND_FAULT_HELLO_REQUEST_BEFORE_RESPONSE | BACKEND_FAULT_RENEGOTIATE_OTHER_CERT |       \
-     BACKEND_FAULT_KEY_UPDATE_BEFORE_RESPONSE | BACKEND_FAULT_KEY_UPDATE_FLOOD)
+#define BEFORE_RESPONSE \
+    (BACKEND_FAULT_HELLO_REQUEST_BEFORE_RESPONSE | BACKEND_FAULT_RENEGOTIATE_OTHER_CERT \
+        | BACKEND_FAULT_KEY_UPDATE_BEFORE_RESPONSE | BACKEND_FAULT_KEY_UPDATE_FLOOD)
 /* Faults that act after the headers and half of the body. */
-#define MID_BODY                                                                                \
-    (BACKEND_FAULT_HELLO_REQUEST_MID_BODY | BACKEND_FAULT_KEY_UPDATE_MID_BODY |                 \
-     BACKEND_FAULT_OVERSIZED_RECORD_MID_BODY | BACKEND_FAULT_CORRUPT_RECORD_MID_BODY)
+#define MID_BODY \
+    (BACKEND_FAULT_HELLO_REQUEST_MID_BODY | BACKEND_FAULT_KEY_UPDATE_MID_BODY \
+        | BACKEND_FAULT_OVERSIZED_RECORD_MID_BODY | BACKEND_FAULT_CORRUPT_RECORD_MID_BODY)
 
-void backend_fault_log(struct backend_conn *c, const char *name, const char *detail)
+void
+backend_fault_log(struct backend_conn *c, const char *name, const char *detail)
 {
     struct uc_json *jw = backend_log_begin(&c->srv->log, "fault", c->id);
 
@@ -48,8 +49,8 @@ void backend_fault_log(struct backend_conn *c, const char *name, const char *det
     backend_log_end(&c->srv->log);
 }
 
-void backend_fault_tls_arm(struct backend_conn *c, size_t start, size_t body_start,
-                           size_t body_len)
+void
+backend_fault_tls_arm(struct backend_conn *c, size_t start, size_t body_start, size_t body_len)
 {
     uint64_t faults = c->srv->cfg->faults;
 
@@ -67,7 +68,8 @@ void backend_fault_tls_arm(struct backend_conn *c, size_t start, size_t body_sta
     c->fault_armed = 1;
 }
 
-int backend_fault_send_raw(int fd, const void *data, size_t len)
+int
+backend_fault_send_raw(int fd, const void *data, size_t len)
 {
     const unsigned char *p = data;
 
@@ -75,13 +77,13 @@ int backend_fault_send_raw(int fd, const void *data, size_t len)
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
             p += n;
-            len -= (size_t)n;
+            len -= (size_t) n;
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pfd = {fd, POLLOUT, 0};
+            struct pollfd pfd = { fd, POLLOUT, 0 };
             if (poll(&pfd, 1, RAW_SEND_WAIT_MS) > 0)
                 continue;
         }
@@ -91,7 +93,8 @@ int backend_fault_send_raw(int fd, const void *data, size_t len)
 }
 
 /* The OpenSSL error queue (or what) as the detail of a fault line. */
-static void log_result(struct backend_conn *c, const char *name, int ok, const char *what)
+static void
+log_result(struct backend_conn *c, const char *name, int ok, const char *what)
 {
     char detail[300];
     unsigned long e = ERR_peek_error();
@@ -110,7 +113,8 @@ static void log_result(struct backend_conn *c, const char *name, int ok, const c
 /* hello-request-*, renegotiate-other-cert: a HelloRequest now (TLS 1.2).
  * SSL_do_handshake on a server with a renegotiation pending writes the
  * HelloRequest and returns; the client's answer is read by SSL_read. */
-static void hello_request(struct backend_conn *c, const char *name, int other_cert)
+static void
+hello_request(struct backend_conn *c, const char *name, int other_cert)
 {
     X509 *cert = NULL;
     EVP_PKEY *key = NULL;
@@ -124,9 +128,9 @@ static void hello_request(struct backend_conn *c, const char *name, int other_ce
         /* A full handshake (no resumption) presenting a certificate for the
          * same name that chains to no trusted root. */
         SSL_set_options(c->ssl, SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
-        ok = backend_fault_selfsigned("backend.uptls.test", 0, &cert, &key) == 0 &&
-             SSL_use_certificate(c->ssl, cert) == 1 && SSL_use_PrivateKey(c->ssl, key) == 1 &&
-             SSL_clear_chain_certs(c->ssl) == 1;
+        ok = backend_fault_selfsigned("backend.uptls.test", 0, &cert, &key) == 0
+            && SSL_use_certificate(c->ssl, cert) == 1 && SSL_use_PrivateKey(c->ssl, key) == 1
+            && SSL_clear_chain_certs(c->ssl) == 1;
         X509_free(cert);
         EVP_PKEY_free(key);
         if (!ok) {
@@ -141,7 +145,8 @@ static void hello_request(struct backend_conn *c, const char *name, int other_ce
 }
 
 /* key-update-*: KeyUpdate messages now (TLS 1.3), count of them. */
-static void key_update(struct backend_conn *c, const char *name, int type, int count)
+static void
+key_update(struct backend_conn *c, const char *name, int type, int count)
 {
     char what[64];
     int i;
@@ -155,7 +160,7 @@ static void key_update(struct backend_conn *c, const char *name, int type, int c
             break;
     }
     snprintf(what, sizeof(what), "%d KeyUpdate(s) sent, update_requested=%d", i,
-             type == SSL_KEY_UPDATE_REQUESTED);
+        type == SSL_KEY_UPDATE_REQUESTED);
     log_result(c, name, i == count, what);
 }
 
@@ -163,7 +168,8 @@ static void key_update(struct backend_conn *c, const char *name, int type, int c
  * oversized (a header announcing more than any TLS version allows, random
  * contents) or corrupt (the next part of the body, encrypted by OpenSSL
  * into a memory BIO, one ciphertext byte flipped). */
-static void bad_record(struct backend_conn *c, const char *name, int oversized)
+static void
+bad_record(struct backend_conn *c, const char *name, int oversized)
 {
     unsigned char rec[5 + OVERSIZED_RECORD_LEN];
     size_t len = 0;
@@ -187,12 +193,12 @@ static void bad_record(struct backend_conn *c, const char *name, int oversized)
         ok = mem != NULL && n > 0 && BIO_up_ref(sock) == 1;
         if (ok) {
             SSL_set0_wbio(c->ssl, mem);
-            ok = SSL_write(c->ssl, evbuffer_pullup(c->out, (ssize_t)n), (int)n) > 0;
+            ok = SSL_write(c->ssl, evbuffer_pullup(c->out, (ssize_t) n), (int) n) > 0;
             got = BIO_get_mem_data(mem, &data);
-            ok = ok && got > 5 && (size_t)got <= sizeof(rec);
+            ok = ok && got > 5 && (size_t) got <= sizeof(rec);
             if (ok) {
-                memcpy(rec, data, (size_t)got);
-                len = (size_t)got;
+                memcpy(rec, data, (size_t) got);
+                len = (size_t) got;
                 rec[len - 1] ^= 0x5a; /* inside the AEAD tag / MAC */
             }
             SSL_set0_wbio(c->ssl, sock); /* frees mem */
@@ -206,11 +212,12 @@ static void bad_record(struct backend_conn *c, const char *name, int oversized)
     evbuffer_drain(c->out, evbuffer_get_length(c->out));
     c->closing = 1;
     c->close_mode = CLOSE_DIRTY;
-    c->close_reason = oversized ? "fault oversized-record-mid-body"
-                                : "fault corrupt-record-mid-body";
+    c->close_reason =
+        oversized ? "fault oversized-record-mid-body" : "fault corrupt-record-mid-body";
 }
 
-int backend_fault_tls_act(struct backend_conn *c)
+int
+backend_fault_tls_act(struct backend_conn *c)
 {
     uint64_t f = c->srv->cfg->faults;
 
@@ -250,9 +257,10 @@ int backend_fault_tls_act(struct backend_conn *c)
  * SSL_read or SSL_write (ssl3_renegotiate_check), and an event-driven client
  * waiting for the response reads again only when more bytes arrive. A
  * HelloRequest received during a handshake is ignored (RFC 5246 7.4.1.1). */
-static void nudge(struct backend_conn *c)
+static void
+nudge(struct backend_conn *c)
 {
-    struct timeval tv = {0, NUDGE_MS * 1000};
+    struct timeval tv = { 0, NUDGE_MS * 1000 };
 
     if (event_pending(c->slow_timer, EV_TIMEOUT, NULL) || c->fault_nudges > NUDGE_MAX)
         return;
@@ -264,7 +272,8 @@ static void nudge(struct backend_conn *c)
     event_add(c->slow_timer, &tv); /* conn_slow_cb runs the connection again */
 }
 
-int backend_fault_tls_hold_ended(struct backend_conn *c)
+int
+backend_fault_tls_hold_ended(struct backend_conn *c)
 {
     if (!c->fault_hold)
         return 0;
