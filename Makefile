@@ -123,3 +123,8 @@ asan: asan-run
 
 clean:
 	rm -rf $(BIN) build fixtures/out reports/out
+
+# The C code's style is .clang-format's (tests/test_format.py checks it).
+.PHONY: format
+format:
+	clang-format -i --style=file $$(git ls-files '*.c' '*.h')

@@ -39,7 +39,7 @@
 
 struct counts {
     long ok, resumed, failed;
-    double loop_cpu;            /* CPU of the counted handshakes only */
+    double loop_cpu; /* CPU of the counted handshakes only */
     char first_error[256];
 };
 
@@ -49,12 +49,12 @@ static char hs_first_error[256];
 static int
 hs_new_session(SSL *ssl, SSL_SESSION *sess)
 {
-    (void)ssl;
+    (void) ssl;
     if (hs_session) {
         SSL_SESSION_free(hs_session);
     }
     hs_session = sess;
-    return 1;                   /* we keep the reference */
+    return 1; /* we keep the reference */
 }
 
 static void
@@ -82,8 +82,8 @@ hs_cpu(void)
     struct rusage ru;
 
     getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
-        + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec
+        + ru.ru_stime.tv_usec / 1e6;
 }
 
 static double
@@ -97,8 +97,7 @@ hs_now(void)
 
 /* One connection; returns 1 ok, 0 failed. */
 static int
-hs_one(SSL_CTX *ctx, const struct sockaddr_in *sa, const char *name, int resume,
-    int *reused)
+hs_one(SSL_CTX *ctx, const struct sockaddr_in *sa, const char *name, int resume, int *reused)
 {
     static const char req[] = "GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
     char buf[4096];
@@ -112,7 +111,7 @@ hs_one(SSL_CTX *ctx, const struct sockaddr_in *sa, const char *name, int resume,
         return 0;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+    if (connect(fd, (const struct sockaddr *) sa, sizeof(*sa)) != 0) {
         hs_note_error("connect");
         close(fd);
         return 0;
@@ -152,7 +151,8 @@ done:
 static void
 hs_usage(void)
 {
-    fprintf(stderr, "usage: uptls-hsclient -p PORT -n N [-a ADDR] [-j PROCS] [-r] "
+    fprintf(stderr,
+        "usage: uptls-hsclient -p PORT -n N [-a ADDR] [-j PROCS] [-r] "
         "[-C CA.pem] [-s NAME] [-g GROUPS] [-V TLSv1.2|TLSv1.3]\n");
     exit(2);
 }
@@ -160,8 +160,7 @@ hs_usage(void)
 int
 main(int argc, char **argv)
 {
-    const char *addr = "127.0.0.1", *ca = NULL, *name = NULL, *groups = NULL,
-        *ver = NULL;
+    const char *addr = "127.0.0.1", *ca = NULL, *name = NULL, *groups = NULL, *ver = NULL;
     int port = 0, procs = 1, resume = 0, c, i, reused, pfd[2];
     long n = 0;
     struct sockaddr_in sa;
@@ -172,16 +171,35 @@ main(int argc, char **argv)
 
     while ((c = getopt(argc, argv, "a:p:n:j:rC:s:g:V:h")) != -1) {
         switch (c) {
-        case 'a': addr = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'n': n = atol(optarg); break;
-        case 'j': procs = atoi(optarg); break;
-        case 'r': resume = 1; break;
-        case 'C': ca = optarg; break;
-        case 's': name = optarg; break;
-        case 'g': groups = optarg; break;
-        case 'V': ver = optarg; break;
-        default: hs_usage();
+        case 'a':
+            addr = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'n':
+            n = atol(optarg);
+            break;
+        case 'j':
+            procs = atoi(optarg);
+            break;
+        case 'r':
+            resume = 1;
+            break;
+        case 'C':
+            ca = optarg;
+            break;
+        case 's':
+            name = optarg;
+            break;
+        case 'g':
+            groups = optarg;
+            break;
+        case 'V':
+            ver = optarg;
+            break;
+        default:
+            hs_usage();
         }
     }
     if (port <= 0 || n <= 0 || procs < 1 || procs > 64) {
@@ -189,7 +207,7 @@ main(int argc, char **argv)
     }
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
-    sa.sin_port = htons((unsigned short)port);
+    sa.sin_port = htons((unsigned short) port);
     if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
         fprintf(stderr, "uptls-hsclient: -a %s: not a numeric IPv4 address\n", addr);
         return 2;
@@ -199,7 +217,8 @@ main(int argc, char **argv)
     ctx = SSL_CTX_new(TLS_client_method());
     if (ver) {
         int v = strcmp(ver, "TLSv1.3") == 0 ? TLS1_3_VERSION
-            : strcmp(ver, "TLSv1.2") == 0 ? TLS1_2_VERSION : 0;
+            : strcmp(ver, "TLSv1.2") == 0   ? TLS1_2_VERSION
+                                            : 0;
         if (!v) {
             fprintf(stderr, "uptls-hsclient: -V %s: expected TLSv1.2 or TLSv1.3\n", ver);
             return 2;
@@ -218,8 +237,7 @@ main(int argc, char **argv)
         }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT
-        | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, hs_new_session);
 
     memset(&total, 0, sizeof(total));
@@ -243,7 +261,7 @@ main(int argc, char **argv)
 
             close(pfd[0]);
             if (resume) {
-                hs_one(ctx, &sa, name, 0, &reused);     /* priming, not counted */
+                hs_one(ctx, &sa, name, 0, &reused); /* priming, not counted */
             }
             c0 = hs_cpu();
             for (k = 0; k < share; k++) {
@@ -270,7 +288,7 @@ main(int argc, char **argv)
         wait(&status);
     }
     wall = hs_now() - t0;
-    while (read(pfd[0], &mine, sizeof(mine)) == (ssize_t)sizeof(mine)) {
+    while (read(pfd[0], &mine, sizeof(mine)) == (ssize_t) sizeof(mine)) {
         total.ok += mine.ok;
         total.resumed += mine.resumed;
         total.failed += mine.failed;
@@ -281,22 +299,20 @@ main(int argc, char **argv)
     }
     getrusage(RUSAGE_SELF, &ru_self);
     getrusage(RUSAGE_CHILDREN, &ru_kids);
-    cpu = ru_self.ru_utime.tv_sec + ru_self.ru_utime.tv_usec / 1e6
-        + ru_self.ru_stime.tv_sec + ru_self.ru_stime.tv_usec / 1e6
-        + ru_kids.ru_utime.tv_sec + ru_kids.ru_utime.tv_usec / 1e6
+    cpu = ru_self.ru_utime.tv_sec + ru_self.ru_utime.tv_usec / 1e6 + ru_self.ru_stime.tv_sec
+        + ru_self.ru_stime.tv_usec / 1e6 + ru_kids.ru_utime.tv_sec + ru_kids.ru_utime.tv_usec / 1e6
         + ru_kids.ru_stime.tv_sec + ru_kids.ru_stime.tv_usec / 1e6;
     hs_first_error[sizeof(hs_first_error) - 1] = 0;
     for (i = 0; hs_first_error[i]; i++) {
         if (hs_first_error[i] == '"' || hs_first_error[i] == '\\'
-            || (unsigned char)hs_first_error[i] < 0x20) {
+            || (unsigned char) hs_first_error[i] < 0x20) {
             hs_first_error[i] = '\'';
         }
     }
     printf("{\"n\":%ld,\"ok\":%ld,\"resumed\":%ld,\"failed\":%ld,\"procs\":%d,"
-        "\"wall_s\":%.6f,\"client_cpu_s\":%.6f,\"client_process_cpu_s\":%.6f,"
-        "\"first_error\":\"%s\"}\n",
-        n, total.ok, total.resumed, total.failed, procs, wall, total.loop_cpu, cpu,
-        hs_first_error);
+           "\"wall_s\":%.6f,\"client_cpu_s\":%.6f,\"client_process_cpu_s\":%.6f,"
+           "\"first_error\":\"%s\"}\n",
+        n, total.ok, total.resumed, total.failed, procs, wall, total.loop_cpu, cpu, hs_first_error);
     SSL_CTX_free(ctx);
     return total.ok > 0 ? 0 : 1;
 }

@@ -15,11 +15,13 @@
 #
 # Targets: proxy_conf (configuration parser), proxy_request (HTTP request
 # parser), proxy_response (HTTP response parser), backend_request
-# (uptls-backend's request parser). Each fuzz_*.c says what it covers and how.
+# (uptls-backend's request parser), backend_faults (uptls-backend's fault
+# specification: --listeners lines and --fault on the command line). Each
+# fuzz_*.c says what it covers and how.
 
 FUZZ_SECONDS  ?= 60
 FUZZ_CC       ?= clang
-FUZZ_TARGETS  ?= proxy_conf proxy_request proxy_response backend_request
+FUZZ_TARGETS  ?= proxy_conf proxy_request proxy_response backend_request backend_faults
 FUZZ_ARGS     ?=
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Wno-missing-prototypes $(PKG_CFLAGS)
@@ -34,6 +36,7 @@ FUZZ_SRCS_proxy_conf      = $(PROXY_LIB_SRCS) $(COMMON_SRCS)
 FUZZ_SRCS_proxy_request   = $(PROXY_LIB_SRCS) $(COMMON_SRCS)
 FUZZ_SRCS_proxy_response  = $(PROXY_LIB_SRCS) $(COMMON_SRCS)
 FUZZ_SRCS_backend_request = $(BACKEND_LIB_SRCS) $(COMMON_SRCS)
+FUZZ_SRCS_backend_faults  = $(BACKEND_LIB_SRCS) $(COMMON_SRCS)
 # calls a target replaces, with no change to the program (ld --wrap: the
 # program's call to f reaches the target's __wrap_f; see each fuzz_*.c)
 FUZZ_WRAP_proxy_conf      = getaddrinfo glob proxy_ssl_ctx_build
@@ -60,7 +63,7 @@ $(FUZZ_OUT)/$(2)/fuzz_$(1): fuzz/fuzz_$(1).c $(5) \
 	  $(patsubst %.c,$(FUZZ_OUT)/$(2)/obj/%.o,$(FUZZ_SRCS_$(1))) \
 	  $(foreach f,$(FUZZ_WRAP_$(1)),-Wl,--wrap=$(f)) $$(PKG_LIBS)
 endef
-FUZZ_ALL := proxy_conf proxy_request proxy_response backend_request
+FUZZ_ALL := proxy_conf proxy_request proxy_response backend_request backend_faults
 $(foreach t,$(FUZZ_ALL),$(eval $(call FUZZ_LINK,$(t),libfuzzer,$(FUZZ_CC),-fsanitize=fuzzer $(FUZZ_SAN),)))
 $(foreach t,$(FUZZ_ALL),$(eval $(call FUZZ_LINK,$(t),replay,$(CC),$(FUZZ_SAN),fuzz/fuzz_replay.c)))
 

@@ -38,7 +38,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r = backend_http_parse_request(p, len, &req, &status, &need, &err);
         if (r == HTTP_DONE) {
             if (req.total_len == 0 || req.total_len > len) {
-                abort();   /* must consume something, never more than there is */
+                abort(); /* must consume something, never more than there is */
             }
             off += req.total_len;
         }

@@ -27,18 +27,18 @@
 static char fuzz_dir[256];
 static char fuzz_file[300];
 
-int __real_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-    struct addrinfo **res);
-int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-    struct addrinfo **res);
+int __real_getaddrinfo(
+    const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res);
+int __wrap_getaddrinfo(
+    const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res);
 int __real_glob(const char *pattern, int flags, int (*errfunc)(const char *, int), glob_t *g);
 int __wrap_glob(const char *pattern, int flags, int (*errfunc)(const char *, int), glob_t *g);
-int __wrap_proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc, char *err,
-    size_t err_len);
+int __wrap_proxy_ssl_ctx_build(
+    struct proxy_conf *conf, struct proxy_loc_conf *lc, char *err, size_t err_len);
 
 int
-__wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-    struct addrinfo **res)
+__wrap_getaddrinfo(
+    const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
 {
     struct addrinfo h = *hints;
     int rc;
@@ -63,8 +63,8 @@ __wrap_glob(const char *pattern, int flags, int (*errfunc)(const char *, int), g
 }
 
 int
-__wrap_proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc, char *err,
-    size_t err_len)
+__wrap_proxy_ssl_ctx_build(
+    struct proxy_conf *conf, struct proxy_loc_conf *lc, char *err, size_t err_len)
 {
     (void) conf;
     (void) lc;

@@ -29,18 +29,16 @@
 
 #define FUZZ_UNUSED __attribute__((unused))
 
-int __wrap_bufferevent_socket_connect(struct bufferevent *bev, const struct sockaddr *sa,
-    int len);
+int __wrap_bufferevent_socket_connect(struct bufferevent *bev, const struct sockaddr *sa, int len);
 
 /* The proxy's bufferevent_socket_connect() (ld --wrap): connects nothing. */
 int
-__wrap_bufferevent_socket_connect(struct bufferevent *bev, const struct sockaddr *sa,
-    int len)
+__wrap_bufferevent_socket_connect(struct bufferevent *bev, const struct sockaddr *sa, int len)
 {
     (void) bev;
     (void) sa;
     (void) len;
-    return 0;   /* "in progress"; fuzz_upstream_connected() completes it */
+    return 0; /* "in progress"; fuzz_upstream_connected() completes it */
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -138,8 +136,8 @@ fuzz_client_new(void)
     }
     fuzz_w.clients = c;
     fuzz_w.num_clients++;
-    bufferevent_setcb(c->bev, proxy_client_read_cb, proxy_client_write_cb,
-        proxy_client_event_cb, c);
+    bufferevent_setcb(
+        c->bev, proxy_client_read_cb, proxy_client_write_cb, proxy_client_event_cb, c);
     return c;
 }
 
@@ -250,8 +248,8 @@ fuzz_client_done(struct proxy_client *c)
     if (getenv("FUZZ_DEBUG")) {
         struct evbuffer *o = bufferevent_get_output(c->bev);
 
-        fprintf(stderr, "--- to client (state %d):\n%.*s\n", c->state,
-            (int) evbuffer_get_length(o), (const char *) evbuffer_pullup(o, -1));
+        fprintf(stderr, "--- to client (state %d):\n%.*s\n", c->state, (int) evbuffer_get_length(o),
+            (const char *) evbuffer_pullup(o, -1));
         if (c->up.conn) {
             o = bufferevent_get_output(c->up.conn->bev);
             fprintf(stderr, "--- to upstream:\n%.*s\n", (int) evbuffer_get_length(o),

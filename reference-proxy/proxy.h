@@ -45,6 +45,11 @@ enum proxy_fault {
     PROXY_FAULT_MASK_UPSTREAM_ERRORS = 1u << 9,
     PROXY_FAULT_PASS_TRUNCATED = 1u << 10,
     PROXY_FAULT_CUT_BIG_HEADERS = 1u << 11,
+    PROXY_FAULT_FATAL_POST_HANDSHAKE = 1u << 12,
+    PROXY_FAULT_RENEGOTIATION_UNVERIFIED = 1u << 13,
+    PROXY_FAULT_OFFER_X25519_ONLY = 1u << 14,
+    PROXY_FAULT_STRICT_CHAIN = 1u << 15,
+    PROXY_FAULT_SMALL_CERT_LIST = 1u << 16,
 };
 
 extern uint64_t proxy_faults;
@@ -52,6 +57,10 @@ extern uint64_t proxy_faults;
 int proxy_fault_enable(const char *names, char *err, size_t err_len);
 int proxy_fault_on(uint64_t fault);
 void proxy_fault_list_print(void);
+/* The TLS faults' hooks: applied to every upstream SSL_CTX once it is set
+ * up, and first in the verify callback (returns the new ok). */
+void proxy_fault_ssl_ctx(SSL_CTX *ctx);
+int proxy_fault_verify(int ok, X509_STORE_CTX *store);
 
 /* ---- log (proxy_log.c) ----------------------------------------------------- */
 
@@ -108,8 +117,8 @@ struct proxy_keyval_list {
 };
 
 struct proxy_peer {
-    char name[300];             /* as written: "host:port" */
-    char addr_text[80];         /* "127.0.0.1:8443" / "[::1]:8443" */
+    char name[300];     /* as written: "host:port" */
+    char addr_text[80]; /* "127.0.0.1:8443" / "[::1]:8443" */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     int weight;
@@ -125,11 +134,11 @@ struct proxy_upstream_conn;
 
 struct proxy_upstream {
     char *name;
-    int implicit;               /* made from a proxy_pass host, not a block */
-    int port;                   /* implicit only */
+    int implicit; /* made from a proxy_pass host, not a block */
+    int port;     /* implicit only */
     struct proxy_peer *peers;
     size_t num_peers;
-    int keepalive;              /* idle connections cached, 0 = off */
+    int keepalive; /* idle connections cached, 0 = off */
     const char *file;
     int line;
     /* run time: idle keepalive connections, most recent first */
@@ -154,10 +163,10 @@ struct proxy_loc_conf {
     /* proxy_pass */
     char *pass_url;
     int pass_ssl;
-    char *pass_host;            /* host or upstream name, no port */
-    int pass_port;              /* 0 = none written */
-    char *pass_uri;             /* NULL = no URI part */
-    char *proxy_host;           /* $proxy_host */
+    char *pass_host;  /* host or upstream name, no port */
+    int pass_port;    /* 0 = none written */
+    char *pass_uri;   /* NULL = no URI part */
+    char *proxy_host; /* $proxy_host */
     struct proxy_upstream *upstream;
     int pass_line;
     const char *pass_file;
@@ -169,9 +178,9 @@ struct proxy_loc_conf {
     long read_timeout;
     long send_timeout;
     long keepalive_timeout;
-    int http_version;           /* 10 or 11 */
+    int http_version; /* 10 or 11 */
     int next_upstream;
-    struct proxy_keyval_list *headers;   /* proxy_set_header, NULL = unset */
+    struct proxy_keyval_list *headers; /* proxy_set_header, NULL = unset */
     int access_log_set;
 
     /* upstream TLS: proxy_ssl_* */
@@ -191,9 +200,9 @@ struct proxy_loc_conf {
 
     /* built after merging */
     SSL_CTX *ssl_ctx;
-    char *tls_key;              /* fingerprint of the TLS settings */
-    char *ssl_name_value;       /* the name checked and sent as SNI */
-    void *hdr_plan;             /* the request head plan (proxy_http_proxy.c), one block */
+    char *tls_key;        /* fingerprint of the TLS settings */
+    char *ssl_name_value; /* the name checked and sent as SNI */
+    void *hdr_plan;       /* the request head plan (proxy_http_proxy.c), one block */
 };
 
 struct proxy_listen {
@@ -205,7 +214,7 @@ struct proxy_listen {
 };
 
 struct proxy_server {
-    struct proxy_loc_conf *conf;         /* server-level settings */
+    struct proxy_loc_conf *conf; /* server-level settings */
     struct proxy_loc_conf **locs;
     size_t num_locs;
     char **names;
@@ -219,13 +228,13 @@ struct proxy_server {
 };
 
 struct proxy_conf {
-    char *prefix;               /* ends with '/' */
+    char *prefix; /* ends with '/' */
     char *conf_file;
-    char *conf_prefix;          /* directory of conf_file, ends with '/' */
-    char **files;               /* every file read, for messages */
+    char *conf_prefix; /* directory of conf_file, ends with '/' */
+    char **files;      /* every file read, for messages */
     size_t num_files;
 
-    int worker_processes;       /* 0 = auto */
+    int worker_processes; /* 0 = auto */
     char *pid_file;
     char *error_log;
     int error_log_level;
@@ -241,19 +250,18 @@ struct proxy_conf {
     char *warnings;
 };
 
-int proxy_conf_load(struct proxy_conf *conf, const char *prefix,
-    const char *file, const char *extra, char *err, size_t err_len);
+int proxy_conf_load(struct proxy_conf *conf, const char *prefix, const char *file,
+    const char *extra, char *err, size_t err_len);
 void proxy_conf_free(struct proxy_conf *conf);
 const char *proxy_conf_location_text(const struct proxy_loc_conf *lc);
 
 /* ---- TLS (proxy_ssl.c) ------------------------------------------------------ */
 
-int proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
-    char *err, size_t err_len);
-SSL *proxy_ssl_new(struct proxy_loc_conf *lc, const char *group,
-    struct proxy_peer *peer, char *err, size_t err_len);
-int proxy_ssl_check_after_handshake(SSL *ssl, struct proxy_loc_conf *lc,
-    char *err, size_t err_len);
+int
+proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc, char *err, size_t err_len);
+SSL *proxy_ssl_new(struct proxy_loc_conf *lc, const char *group, struct proxy_peer *peer, char *err,
+    size_t err_len);
+int proxy_ssl_check_after_handshake(SSL *ssl, struct proxy_loc_conf *lc, char *err, size_t err_len);
 void proxy_ssl_release(SSL *ssl);
 void proxy_ssl_sessions_free(void);
 
@@ -264,22 +272,18 @@ int proxy_vmemo_attach(SSL_CTX *ctx);
 /* ---- HTTP engine (proxy_worker.c; its parts: proxy_http.h) ------------------- */
 
 struct event_base;
-int proxy_worker_run(struct proxy_conf *conf, int worker_id, char *err,
-    size_t err_len);
+int proxy_worker_run(struct proxy_conf *conf, int worker_id, char *err, size_t err_len);
 
 /* ---- small helpers (proxy_util.c) --------------------------------------------- */
 
 void *proxy_xcalloc(size_t n, size_t size);
 char *proxy_xstrdup(const char *s);
 char *proxy_xstrndup(const char *s, size_t n);
-char *proxy_xasprintf(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-void proxy_keyval_list_add(struct proxy_keyval_list *l, const char *k,
-    const char *v);
+char *proxy_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void proxy_keyval_list_add(struct proxy_keyval_list *l, const char *k, const char *v);
 void proxy_keyval_list_free(struct proxy_keyval_list *l);
 long long proxy_time_ms(void);
 int proxy_addr_is_ip_literal(const char *name);
-void proxy_sockaddr_text(const struct sockaddr *sa, char *out, size_t out_len,
-    int with_port);
+void proxy_sockaddr_text(const struct sockaddr *sa, char *out, size_t out_len, int with_port);
 
 #endif

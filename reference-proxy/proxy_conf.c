@@ -14,14 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-const struct proxy_conf_module *const proxy_conf_modules[] = {
-    &proxy_conf_file_module,
-    &proxy_conf_core_module,
-    &proxy_upstream_conf_module,
-    &proxy_upstream_keepalive_module,
-    &proxy_http_proxy_module,
-    NULL
-};
+const struct proxy_conf_module *const proxy_conf_modules[] = { &proxy_conf_file_module,
+    &proxy_conf_core_module, &proxy_upstream_conf_module, &proxy_upstream_keepalive_module,
+    &proxy_http_proxy_module, NULL };
 
 /* Fills the unset settings of conf from prev (the enclosing level, NULL for
  * the http level), then from the defaults: each module's merge. */
@@ -72,8 +67,8 @@ proxy_conf_postprocess(struct proxy_conf_parser *p)
             sin.sin_port = htons(geteuid() == 0 ? 80 : 8000);
             s->listens = proxy_xcalloc(1, sizeof(*s->listens));
             s->default_server = proxy_xcalloc(1, sizeof(int));
-            s->listens[0] = proxy_conf_listen_find(c,
-                (struct sockaddr_storage *) (void *) &sin, sizeof(sin));
+            s->listens[0] =
+                proxy_conf_listen_find(c, (struct sockaddr_storage *) (void *) &sin, sizeof(sin));
             s->num_listens = 1;
         }
         for (i = 0; i < s->num_locs; i++) {
@@ -86,7 +81,8 @@ proxy_conf_postprocess(struct proxy_conf_parser *p)
                 continue;
             }
             if (lc->ssl_name && strchr(lc->ssl_name, '$')) {
-                proxy_conf_post_error(p, lc->file, lc->line, "variables in "
+                proxy_conf_post_error(p, lc->file, lc->line,
+                    "variables in "
                     "\"proxy_ssl_name\" are not supported by uptls-proxy");
                 continue;
             }
@@ -104,7 +100,8 @@ proxy_conf_postprocess(struct proxy_conf_parser *p)
             if (lc->ssl_certificate && lc->ssl_certificate_key == NULL) {
                 proxy_conf_post_error(p, lc->file, lc->line,
                     "no \"proxy_ssl_certificate_key\" is defined for certificate "
-                    "\"%s\"", lc->ssl_certificate);
+                    "\"%s\"",
+                    lc->ssl_certificate);
                 continue;
             }
             msg[0] = '\0';
@@ -113,7 +110,8 @@ proxy_conf_postprocess(struct proxy_conf_parser *p)
                 continue;
             }
             if (!lc->ssl_verify) {
-                proxy_conf_warn(c, "upstream TLS of location \"%s\" (%s:%d) proxying "
+                proxy_conf_warn(c,
+                    "upstream TLS of location \"%s\" (%s:%d) proxying "
                     "to \"%s\" is not verified: \"proxy_ssl_verify\" is off",
                     proxy_conf_location_text(lc), lc->file, lc->line, lc->pass_url);
             }
@@ -130,8 +128,8 @@ proxy_conf_postprocess(struct proxy_conf_parser *p)
  * starting with "[emerg] ".
  */
 int
-proxy_conf_load(struct proxy_conf *conf, const char *prefix, const char *file,
-    const char *extra, char *err, size_t err_len)
+proxy_conf_load(struct proxy_conf *conf, const char *prefix, const char *file, const char *extra,
+    char *err, size_t err_len)
 {
     struct proxy_conf_parser p;
     char cwd[PATH_MAX];
@@ -153,11 +151,11 @@ proxy_conf_load(struct proxy_conf *conf, const char *prefix, const char *file,
     if (prefix == NULL) {
         conf->prefix = proxy_xasprintf("%s/", cwd);
     } else if (prefix[0] == '/') {
-        conf->prefix = proxy_xasprintf("%s%s", prefix,
-            prefix[strlen(prefix) - 1] == '/' ? "" : "/");
+        conf->prefix =
+            proxy_xasprintf("%s%s", prefix, prefix[strlen(prefix) - 1] == '/' ? "" : "/");
     } else {
-        conf->prefix = proxy_xasprintf("%s/%s%s", cwd, prefix,
-            prefix[strlen(prefix) - 1] == '/' ? "" : "/");
+        conf->prefix =
+            proxy_xasprintf("%s/%s%s", cwd, prefix, prefix[strlen(prefix) - 1] == '/' ? "" : "/");
     }
     if (file == NULL) {
         conf->conf_file = proxy_xasprintf("%sconf/nginx.conf", conf->prefix);
@@ -168,8 +166,7 @@ proxy_conf_load(struct proxy_conf *conf, const char *prefix, const char *file,
     }
     /* nginx: with -c the configuration prefix is the file's directory */
     slash = strrchr(conf->conf_file, '/');
-    conf->conf_prefix = proxy_xstrndup(conf->conf_file,
-        (size_t) (slash - conf->conf_file) + 1);
+    conf->conf_prefix = proxy_xstrndup(conf->conf_file, (size_t) (slash - conf->conf_file) + 1);
 
     if (proxy_conf_parse_main(&p, extra) != 0) {
         return -1;

@@ -13,8 +13,8 @@
 /* ---- specific setters ----------------------------------------------------------------------- */
 
 static int
-proxy_conf_set_worker_processes(struct proxy_conf_parser *p,
-    const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
+proxy_conf_set_worker_processes(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_conf *c = conf;
 
@@ -22,19 +22,18 @@ proxy_conf_set_worker_processes(struct proxy_conf_parser *p,
         c->worker_processes = 0;
         return 0;
     }
-    if (proxy_conf_parse_int(args[1], &c->worker_processes) != 0
-        || c->worker_processes < 1 || c->worker_processes > 256) {
+    if (proxy_conf_parse_int(args[1], &c->worker_processes) != 0 || c->worker_processes < 1
+        || c->worker_processes > 256) {
         c->worker_processes = 1;
-        proxy_conf_error(p, "invalid value \"%s\" in \"%s\" directive", args[1],
-            cmd->name);
+        proxy_conf_error(p, "invalid value \"%s\" in \"%s\" directive", args[1], cmd->name);
         return -1;
     }
     return 0;
 }
 
 static int
-proxy_conf_set_error_log(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_error_log(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_conf *c = conf;
     int level = PROXY_LOG_ERR;
@@ -53,24 +52,26 @@ proxy_conf_set_error_log(struct proxy_conf_parser *p, const struct proxy_cmd *cm
 }
 
 static int
-proxy_conf_set_pid(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_pid(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_conf *c = conf;
 
     free(c->pid_file);
-    c->pid_file = strcmp(args[1], "off") == 0
-        ? NULL : proxy_conf_full_name(p->conf->prefix, args[1]);
+    c->pid_file =
+        strcmp(args[1], "off") == 0 ? NULL : proxy_conf_full_name(p->conf->prefix, args[1]);
     return 0;
 }
 
 static int
-proxy_conf_set_daemon(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_daemon(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     if (strcmp(args[1], "on") != 0 && strcmp(args[1], "off") != 0) {
-        proxy_conf_error(p, "invalid value \"%s\" in \"%s\" directive, it must be "
-            "\"on\" or \"off\"", args[1], cmd->name);
+        proxy_conf_error(p,
+            "invalid value \"%s\" in \"%s\" directive, it must be "
+            "\"on\" or \"off\"",
+            args[1], cmd->name);
         return -1;
     }
     /* uptls-proxy always runs in the foreground: "daemon on" is accepted and
@@ -79,15 +80,13 @@ proxy_conf_set_daemon(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
 }
 
 static int
-proxy_conf_set_worker_connections(struct proxy_conf_parser *p,
-    const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
+proxy_conf_set_worker_connections(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_conf *c = conf;
 
-    if (proxy_conf_parse_int(args[1], &c->worker_connections) != 0
-        || c->worker_connections < 1) {
-        proxy_conf_error(p, "invalid number \"%s\" in \"%s\" directive", args[1],
-            cmd->name);
+    if (proxy_conf_parse_int(args[1], &c->worker_connections) != 0 || c->worker_connections < 1) {
+        proxy_conf_error(p, "invalid number \"%s\" in \"%s\" directive", args[1], cmd->name);
         return -1;
     }
     return 0;
@@ -112,8 +111,8 @@ proxy_loc_conf_new(const char *file, int line)
 }
 
 static int
-proxy_conf_set_events(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_events(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_conf *c = conf;
 
@@ -125,8 +124,8 @@ proxy_conf_set_events(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
 }
 
 static int
-proxy_conf_set_http(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_http(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_conf *c = conf;
 
@@ -140,8 +139,8 @@ proxy_conf_set_http(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
 }
 
 static int
-proxy_conf_set_server_block(struct proxy_conf_parser *p,
-    const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
+proxy_conf_set_server_block(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_server *s = proxy_xcalloc(1, sizeof(*s)), **tail;
     int rc;
@@ -159,8 +158,8 @@ proxy_conf_set_server_block(struct proxy_conf_parser *p,
 }
 
 static int
-proxy_conf_set_location(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_location(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_server *s = p->server;
     struct proxy_loc_conf *lc, **locs;
@@ -172,8 +171,10 @@ proxy_conf_set_location(struct proxy_conf_parser *p, const struct proxy_cmd *cmd
         if (strcmp(args[1], "=") == 0) {
             exact = 1;
         } else if (strcmp(args[1], "^~") != 0) {
-            proxy_conf_error(p, "invalid location modifier \"%s\" (uptls-proxy "
-                "supports prefix, \"=\" and \"^~\" locations)", args[1]);
+            proxy_conf_error(p,
+                "invalid location modifier \"%s\" (uptls-proxy "
+                "supports prefix, \"=\" and \"^~\" locations)",
+                args[1]);
             proxy_conf_parse_block(p, PROXY_CTX_SKIP, NULL, 0);
             return -1;
         }
@@ -182,8 +183,10 @@ proxy_conf_set_location(struct proxy_conf_parser *p, const struct proxy_cmd *cmd
         exact = 1;
         prefix++;
     } else if (args[1][0] == '~' || args[1][0] == '@') {
-        proxy_conf_error(p, "regular expression and named locations are not "
-            "supported by uptls-proxy: \"%s\"", args[1]);
+        proxy_conf_error(p,
+            "regular expression and named locations are not "
+            "supported by uptls-proxy: \"%s\"",
+            args[1]);
         return proxy_conf_parse_block(p, PROXY_CTX_SKIP, NULL, 0) == 0 ? -1 : -2;
     }
     for (i = 0; i < s->num_locs; i++) {
@@ -204,8 +207,7 @@ proxy_conf_set_location(struct proxy_conf_parser *p, const struct proxy_cmd *cmd
 }
 
 struct proxy_listen *
-proxy_conf_listen_find(struct proxy_conf *c, const struct sockaddr_storage *ss,
-    socklen_t len)
+proxy_conf_listen_find(struct proxy_conf *c, const struct sockaddr_storage *ss, socklen_t len)
 {
     struct proxy_listen *l, **tail;
 
@@ -227,8 +229,8 @@ proxy_conf_listen_find(struct proxy_conf *c, const struct sockaddr_storage *ss,
 
 /* listen addr:port | port | *:port | [v6]:port [default_server] */
 static int
-proxy_conf_set_listen(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_listen(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_server *s = p->server;
     struct sockaddr_storage ss;
@@ -244,8 +246,10 @@ proxy_conf_set_listen(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
         if (strcmp(args[a], "default_server") == 0 || strcmp(args[a], "default") == 0) {
             def = 1;
         } else if (strcmp(args[a], "ssl") == 0 || strcmp(args[a], "http2") == 0) {
-            proxy_conf_error(p, "the \"%s\" parameter of \"listen\" is not supported "
-                "by uptls-proxy (it tests upstream TLS only)", args[a]);
+            proxy_conf_error(p,
+                "the \"%s\" parameter of \"listen\" is not supported "
+                "by uptls-proxy (it tests upstream TLS only)",
+                args[a]);
             return -1;
         } else if (strcmp(args[a], "reuseport") != 0) {
             proxy_conf_error(p, "invalid parameter \"%s\"", args[a]);
@@ -259,10 +263,8 @@ proxy_conf_set_listen(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
     } else {
         snprintf(spec, sizeof(spec), "%s", args[1]);
     }
-    if (proxy_conf_resolve(spec, 80, &peers, &num, NULL, 0, NULL, msg, sizeof(msg))
-        != 0) {
-        proxy_conf_error(p, "host not found in \"%s\" of the \"listen\" directive",
-            args[1]);
+    if (proxy_conf_resolve(spec, 80, &peers, &num, NULL, 0, NULL, msg, sizeof(msg)) != 0) {
+        proxy_conf_error(p, "host not found in \"%s\" of the \"listen\" directive", args[1]);
         return -1;
     }
     memcpy(&ss, &peers[0].addr, sizeof(ss));
@@ -281,8 +283,8 @@ proxy_conf_set_listen(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
 }
 
 static int
-proxy_conf_set_server_name(struct proxy_conf_parser *p,
-    const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
+proxy_conf_set_server_name(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_server *s = p->server;
     char **names;
@@ -300,8 +302,8 @@ proxy_conf_set_server_name(struct proxy_conf_parser *p,
 }
 
 static int
-proxy_conf_set_return(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_return(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_loc_conf *lc = conf;
     int code;
@@ -317,8 +319,8 @@ proxy_conf_set_return(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
 }
 
 static int
-proxy_conf_set_access_log(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_access_log(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     /* access_log off | FILE [format]: parsed, not written (see README) */
     ((struct proxy_loc_conf *) conf)->access_log_set = 1;
@@ -326,8 +328,8 @@ proxy_conf_set_access_log(struct proxy_conf_parser *p, const struct proxy_cmd *c
 }
 
 static int
-proxy_conf_set_keepalive_timeout(struct proxy_conf_parser *p,
-    const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
+proxy_conf_set_keepalive_timeout(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_loc_conf *lc = conf;
 
@@ -351,8 +353,7 @@ static const struct proxy_cmd proxy_conf_core_commands[] = {
     { "error_log", PROXY_CTX_MAIN, 1, 2, 0, proxy_conf_set_error_log, 0 },
     { "daemon", PROXY_CTX_MAIN, 1, 1, 0, proxy_conf_set_daemon, 0 },
     { "events", PROXY_CTX_MAIN, 0, 0, 1, proxy_conf_set_events, 0 },
-    { "worker_connections", PROXY_CTX_EVENTS, 1, 1, 0,
-      proxy_conf_set_worker_connections, 0 },
+    { "worker_connections", PROXY_CTX_EVENTS, 1, 1, 0, proxy_conf_set_worker_connections, 0 },
     { "http", PROXY_CTX_MAIN, 0, 0, 1, proxy_conf_set_http, 0 },
     { "server", PROXY_CTX_HTTP, 0, 0, 1, proxy_conf_set_server_block, 0 },
     { "listen", PROXY_CTX_SRV, 1, 4, 0, proxy_conf_set_listen, 0 },
@@ -377,7 +378,5 @@ proxy_conf_core_merge(struct proxy_loc_conf *conf, const struct proxy_loc_conf *
     MERGE_INT(keepalive_timeout, 75000);
 }
 
-const struct proxy_conf_module proxy_conf_core_module = {
-    "core", PROXY_CONF_CMDS(proxy_conf_core_commands), proxy_conf_core_create,
-    proxy_conf_core_merge
-};
+const struct proxy_conf_module proxy_conf_core_module = { "core",
+    PROXY_CONF_CMDS(proxy_conf_core_commands), proxy_conf_core_create, proxy_conf_core_merge };

@@ -178,8 +178,7 @@ proxy_conf_file_keep(struct proxy_conf *conf, const char *name)
 
 /* An error found after parsing, at the file and line of what it concerns. */
 void
-proxy_conf_post_error(struct proxy_conf_parser *p, const char *file, int line,
-    const char *fmt, ...)
+proxy_conf_post_error(struct proxy_conf_parser *p, const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
 
@@ -209,8 +208,8 @@ proxy_conf_warn(struct proxy_conf *c, const char *fmt, ...)
 /* ---- parser ------------------------------------------------------------------------------ */
 
 static int
-proxy_conf_parse_buffer(struct proxy_conf_parser *p, const char *file,
-    const char *buf, size_t len, int ctx, void *conf)
+proxy_conf_parse_buffer(
+    struct proxy_conf_parser *p, const char *file, const char *buf, size_t len, int ctx, void *conf)
 {
     struct proxy_conf_parser sub = *p;
     int rc;
@@ -227,8 +226,7 @@ proxy_conf_parse_buffer(struct proxy_conf_parser *p, const char *file,
 }
 
 static int
-proxy_conf_parse_file(struct proxy_conf_parser *p, const char *path, int ctx,
-    void *conf)
+proxy_conf_parse_file(struct proxy_conf_parser *p, const char *path, int ctx, void *conf)
 {
     FILE *f;
     char *buf = NULL;
@@ -237,8 +235,7 @@ proxy_conf_parse_file(struct proxy_conf_parser *p, const char *path, int ctx,
 
     f = fopen(path, "r");
     if (f == NULL) {
-        proxy_conf_error(p, "open() \"%s\" failed (%d: %s)", path, errno,
-            strerror(errno));
+        proxy_conf_error(p, "open() \"%s\" failed (%d: %s)", path, errno, strerror(errno));
         return -1;
     }
     {
@@ -257,8 +254,8 @@ proxy_conf_parse_file(struct proxy_conf_parser *p, const char *path, int ctx,
         }
     }
     fclose(f);
-    rc = proxy_conf_parse_buffer(p, proxy_conf_file_keep(p->conf, path),
-        buf ? buf : "", len, ctx, conf);
+    rc = proxy_conf_parse_buffer(
+        p, proxy_conf_file_keep(p->conf, path), buf ? buf : "", len, ctx, conf);
     free(buf);
     return rc;
 }
@@ -287,8 +284,8 @@ proxy_conf_include_cycle(const struct proxy_conf_parser *p, const char *path)
 }
 
 static int
-proxy_conf_set_include(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_include(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     char *pattern = proxy_conf_full_name(p->conf->conf_prefix, args[1]);
     glob_t g;
@@ -302,21 +299,19 @@ proxy_conf_set_include(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
     }
     grc = glob(pattern, 0, NULL, &g);
     if (grc == GLOB_NOMATCH && strpbrk(pattern, "*?[") == NULL) {
-        proxy_conf_error(p, "open() \"%s\" failed (2: No such file or directory)",
-            pattern);
+        proxy_conf_error(p, "open() \"%s\" failed (2: No such file or directory)", pattern);
         free(pattern);
         return -1;
     }
     p->include_depth++;
     for (i = 0; grc == 0 && i < g.gl_pathc && rc == 0; i++) {
         if (proxy_conf_include_cycle(p, g.gl_pathv[i])) {
-            proxy_conf_error(p, "\"%s\" includes itself (through \"%s\")",
-                g.gl_pathv[i], args[1]);
+            proxy_conf_error(p, "\"%s\" includes itself (through \"%s\")", g.gl_pathv[i], args[1]);
             rc = -1;
             break;
         }
-        rc = proxy_conf_parse_file(p, g.gl_pathv[i], proxy_conf_current_ctx,
-            proxy_conf_current_conf);
+        rc = proxy_conf_parse_file(
+            p, g.gl_pathv[i], proxy_conf_current_ctx, proxy_conf_current_conf);
     }
     p->include_depth--;
     if (grc == 0) {
@@ -330,30 +325,35 @@ static const char *
 proxy_conf_ctx_name(int ctx)
 {
     switch (ctx) {
-    case PROXY_CTX_MAIN: return "main";
-    case PROXY_CTX_EVENTS: return "events";
-    case PROXY_CTX_HTTP: return "http";
-    case PROXY_CTX_SRV: return "server";
-    case PROXY_CTX_LOC: return "location";
-    case PROXY_CTX_UPS: return "upstream";
-    default: return "?";
+    case PROXY_CTX_MAIN:
+        return "main";
+    case PROXY_CTX_EVENTS:
+        return "events";
+    case PROXY_CTX_HTTP:
+        return "http";
+    case PROXY_CTX_SRV:
+        return "server";
+    case PROXY_CTX_LOC:
+        return "location";
+    case PROXY_CTX_UPS:
+        return "upstream";
+    default:
+        return "?";
     }
 }
 
 static const struct proxy_cmd proxy_conf_file_commands[] = {
-    { "include", PROXY_CTX_MAIN | PROXY_CTX_EVENTS | PROXY_CTX_ANY_LOC | PROXY_CTX_UPS,
-      1, 1, 0, proxy_conf_set_include, 0 },
+    { "include", PROXY_CTX_MAIN | PROXY_CTX_EVENTS | PROXY_CTX_ANY_LOC | PROXY_CTX_UPS, 1, 1, 0,
+        proxy_conf_set_include, 0 },
 };
 
-const struct proxy_conf_module proxy_conf_file_module = {
-    "conf", PROXY_CONF_CMDS(proxy_conf_file_commands), NULL, NULL
-};
+const struct proxy_conf_module proxy_conf_file_module = { "conf",
+    PROXY_CONF_CMDS(proxy_conf_file_commands), NULL, NULL };
 
 /* Runs one directive. Returns 0, -1 (error recorded, parsing goes on) or -2
  * (syntax error: stop). */
 static int
-proxy_conf_handle(struct proxy_conf_parser *p, int ctx, void *conf, char **args,
-    int nargs, int tok)
+proxy_conf_handle(struct proxy_conf_parser *p, int ctx, void *conf, char **args, int nargs, int tok)
 {
     const struct proxy_cmd *cmd = NULL;
     int known = 0, rc, saved_ctx;
@@ -399,8 +399,7 @@ proxy_conf_handle(struct proxy_conf_parser *p, int ctx, void *conf, char **args,
         return proxy_conf_parse_block(p, PROXY_CTX_SKIP, NULL, 0) == 0 ? -1 : -2;
     }
     if (nargs - 1 < cmd->min_args || nargs - 1 > cmd->max_args) {
-        proxy_conf_error(p, "invalid number of arguments in \"%s\" directive",
-            cmd->name);
+        proxy_conf_error(p, "invalid number of arguments in \"%s\" directive", cmd->name);
         if (tok == PROXY_TOK_LBRACE) {
             return proxy_conf_parse_block(p, PROXY_CTX_SKIP, NULL, 0) == 0 ? -1 : -2;
         }
@@ -496,8 +495,9 @@ proxy_conf_parse_main(struct proxy_conf_parser *p, const char *extra)
         return -1;
     }
     if (extra && *extra) {
-        if (proxy_conf_parse_buffer(p, proxy_conf_file_keep(conf, "command line"),
-                extra, strlen(extra), PROXY_CTX_MAIN, conf) != 0) {
+        if (proxy_conf_parse_buffer(p, proxy_conf_file_keep(conf, "command line"), extra,
+                strlen(extra), PROXY_CTX_MAIN, conf)
+            != 0) {
             return -1;
         }
     }

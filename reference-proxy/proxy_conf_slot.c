@@ -70,8 +70,8 @@ proxy_conf_parse_int(const char *s, int *out)
 #define PROXY_FIELD(conf, cmd, type) ((type *) ((char *) (conf) + (cmd)->offset))
 
 int
-proxy_conf_set_flag(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_flag(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     int *f = PROXY_FIELD(conf, cmd, int);
 
@@ -84,16 +84,18 @@ proxy_conf_set_flag(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
     } else if (strcasecmp(args[1], "off") == 0) {
         *f = 0;
     } else {
-        proxy_conf_error(p, "invalid value \"%s\" in \"%s\" directive, it must be "
-            "\"on\" or \"off\"", args[1], cmd->name);
+        proxy_conf_error(p,
+            "invalid value \"%s\" in \"%s\" directive, it must be "
+            "\"on\" or \"off\"",
+            args[1], cmd->name);
         return -1;
     }
     return 0;
 }
 
 int
-proxy_conf_set_num(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_num(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     int *f = PROXY_FIELD(conf, cmd, int);
 
@@ -103,16 +105,15 @@ proxy_conf_set_num(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
     }
     if (proxy_conf_parse_int(args[1], f) != 0) {
         *f = PROXY_UNSET;
-        proxy_conf_error(p, "\"%s\" directive invalid number \"%s\"", cmd->name,
-            args[1]);
+        proxy_conf_error(p, "\"%s\" directive invalid number \"%s\"", cmd->name, args[1]);
         return -1;
     }
     return 0;
 }
 
 int
-proxy_conf_set_msec(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_msec(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     long *f = PROXY_FIELD(conf, cmd, long);
 
@@ -123,16 +124,15 @@ proxy_conf_set_msec(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
     *f = proxy_conf_parse_msec(args[1]);
     if (*f < 0) {
         *f = PROXY_UNSET;
-        proxy_conf_error(p, "\"%s\" directive invalid value \"%s\"", cmd->name,
-            args[1]);
+        proxy_conf_error(p, "\"%s\" directive invalid value \"%s\"", cmd->name, args[1]);
         return -1;
     }
     return 0;
 }
 
 int
-proxy_conf_set_str(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_str(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     char **f = PROXY_FIELD(conf, cmd, char *);
 
@@ -147,8 +147,8 @@ proxy_conf_set_str(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
 /* A file path: resolved against the configuration prefix as nginx's
  * ngx_conf_full_name(cycle, name, 1) does for certificate files. */
 int
-proxy_conf_set_path(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_path(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     char **f = PROXY_FIELD(conf, cmd, char *);
     char *name;
@@ -163,8 +163,8 @@ proxy_conf_set_path(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
 }
 
 int
-proxy_conf_set_keyval(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_keyval(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_keyval_list **f = PROXY_FIELD(conf, cmd, struct proxy_keyval_list *);
 
@@ -195,8 +195,8 @@ proxy_conf_set_bits(struct proxy_conf_parser *p, const struct proxy_cmd *cmd, vo
     for (i = 1; i < nargs; i++) {
         bit = bit_of(args[i]);
         if (bit == 0) {
-            proxy_conf_error(p, "invalid value \"%s\" in \"%s\" directive%s", args[i],
-                cmd->name, must_be);
+            proxy_conf_error(
+                p, "invalid value \"%s\" in \"%s\" directive%s", args[i], cmd->name, must_be);
             *f = PROXY_UNSET;
             return -1;
         }
@@ -207,8 +207,8 @@ proxy_conf_set_bits(struct proxy_conf_parser *p, const struct proxy_cmd *cmd, vo
 
 /* Parsed and checked, with no further effect (access logs are not written). */
 int
-proxy_conf_set_noop(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_noop(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     return 0;
 }

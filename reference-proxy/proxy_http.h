@@ -28,11 +28,15 @@
 #define PROXY_CLIENT_HEADER_TIMEOUT 60000
 #define PROXY_UPSTREAM_IDLE_TIMEOUT 60000
 
-enum proxy_client_state { PROXY_C_HEADERS, PROXY_C_BODY, PROXY_C_UPSTREAM,
-    PROXY_C_CLOSING };
+enum proxy_client_state { PROXY_C_HEADERS, PROXY_C_BODY, PROXY_C_UPSTREAM, PROXY_C_CLOSING };
 
-enum proxy_resp_state { PROXY_R_HEADERS, PROXY_R_LENGTH, PROXY_R_CHUNKED,
-    PROXY_R_EOF, PROXY_R_DONE };
+enum proxy_resp_state {
+    PROXY_R_HEADERS,
+    PROXY_R_LENGTH,
+    PROXY_R_CHUNKED,
+    PROXY_R_EOF,
+    PROXY_R_DONE
+};
 
 struct proxy_worker;
 struct proxy_client;
@@ -55,7 +59,7 @@ struct proxy_request {
     size_t header_bytes;
     char *method;
     char *uri;
-    char *line;                 /* the request line, for the error log */
+    char *line; /* the request line, for the error log */
     int http_minor;
     struct proxy_hdr_list hdrs;
     char *host;
@@ -69,9 +73,9 @@ struct proxy_request {
     int head;
 
     char *upstream_uri;
-    unsigned long long tried;   /* bit i: peer i of the upstream tried */
+    unsigned long long tried; /* bit i: peer i of the upstream tried */
     int num_tried;
-    int fail_status;            /* the proxy's answer if no server answers */
+    int fail_status; /* the proxy's answer if no server answers */
     int retried_stale;
 };
 
@@ -81,33 +85,33 @@ struct proxy_request {
 struct proxy_upstream_attempt {
     struct proxy_upstream_conn *conn;
     int request_sent;
-    int wants_close;            /* the request said Connection: close */
-    int state;                  /* PROXY_R_*: the response's reading */
+    int wants_close; /* the request said Connection: close */
+    int state;       /* PROXY_R_*: the response's reading */
     int got_status;
     int status;
     int minor;
     size_t header_bytes;
     struct proxy_hdr_list hdrs;
     char *status_line;
-    long long left;             /* PROXY_R_LENGTH: body bytes to come */
+    long long left; /* PROXY_R_LENGTH: body bytes to come */
     struct proxy_chunked chunk;
-    int keepalive;              /* the server keeps the connection */
+    int keepalive; /* the server keeps the connection */
 };
 
 /* The response to the client, once its head is written. */
 struct proxy_response {
     int started;
-    int chunked;                /* re-chunked: its length is not known */
-    int paused;                 /* the upstream is not read: back-pressure */
+    int chunked; /* re-chunked: its length is not known */
+    int paused;  /* the upstream is not read: back-pressure */
 };
 
 /* A client connection: its requests, one after the other. */
 struct proxy_client {
     struct proxy_worker *w;
     struct bufferevent *bev;
-    struct event *next_ev;      /* runs the next pipelined request */
-    struct event *flush_ev;     /* writes new output before the loop waits */
-    long read_timeout_ms;       /* the client's read timeout now set */
+    struct event *next_ev;  /* runs the next pipelined request */
+    struct event *flush_ev; /* writes new output before the loop waits */
+    long read_timeout_ms;   /* the client's read timeout now set */
     unsigned long id;
     char addr[64];
     char port[8];
@@ -151,25 +155,24 @@ void proxy_client_read_cb(struct bufferevent *bev, void *arg);
 void proxy_client_next_cb(evutil_socket_t fd, short what, void *arg);
 void proxy_client_event_cb(struct bufferevent *bev, short what, void *arg);
 struct evconnlistener;
-void proxy_worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int socklen, void *arg);
+void proxy_worker_accept_cb(
+    struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen, void *arg);
 
 /* proxy_http_write.c */
 void proxy_client_backpressure(struct proxy_client *c);
 void proxy_client_write_cb(struct bufferevent *bev, void *arg);
 size_t proxy_client_write_now(struct proxy_client *c);
 void proxy_client_flush_cb(evutil_socket_t fd, short what, void *arg);
-void proxy_client_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-    void *arg);
+void proxy_client_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
 
 /* proxy_http_special.c */
 void proxy_http_date(char *out, size_t out_len);
-void proxy_client_respond(struct proxy_client *c, int status, const char *location,
-    const char *text);
+void
+proxy_client_respond(struct proxy_client *c, int status, const char *location, const char *text);
 
 /* proxy_http_core.c */
-struct proxy_server *proxy_route_server(struct proxy_worker *w, struct proxy_listen *l,
-    const char *host);
+struct proxy_server *
+proxy_route_server(struct proxy_worker *w, struct proxy_listen *l, const char *host);
 struct proxy_loc_conf *proxy_route_location(struct proxy_server *s, const char *uri);
 void proxy_request_dispatch(struct proxy_client *c);
 

@@ -23,7 +23,8 @@ proxy_server_name_match(const char *pattern, const char *host)
     if (pattern[0] == '*' && pattern[1] == '.' && hl > pl - 1) {
         return strcasecmp(host + hl - (pl - 1), pattern + 1) == 0;
     }
-    if (pattern[0] == '.' && (strcasecmp(pattern + 1, host) == 0
+    if (pattern[0] == '.'
+        && (strcasecmp(pattern + 1, host) == 0
             || (hl > pl && strcasecmp(host + hl - pl, pattern) == 0))) {
         return 1;
     }

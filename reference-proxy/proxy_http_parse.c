@@ -20,14 +20,19 @@ proxy_hid_of(const char *k, size_t n)
         size_t len;
         int id;
     } known[] = {
-        { "Host", 4, PROXY_H_HOST }, { "Connection", 10, PROXY_H_CONNECTION },
+        { "Host", 4, PROXY_H_HOST },
+        { "Connection", 10, PROXY_H_CONNECTION },
         { "Keep-Alive", 10, PROXY_H_KEEP_ALIVE },
         { "Transfer-Encoding", 17, PROXY_H_TRANSFER_ENCODING },
-        { "Content-Length", 14, PROXY_H_CONTENT_LENGTH }, { "TE", 2, PROXY_H_TE },
-        { "Expect", 6, PROXY_H_EXPECT }, { "Upgrade", 7, PROXY_H_UPGRADE },
+        { "Content-Length", 14, PROXY_H_CONTENT_LENGTH },
+        { "TE", 2, PROXY_H_TE },
+        { "Expect", 6, PROXY_H_EXPECT },
+        { "Upgrade", 7, PROXY_H_UPGRADE },
         { "Proxy-Connection", 16, PROXY_H_PROXY_CONNECTION },
-        { "Trailer", 7, PROXY_H_TRAILER }, { "Date", 4, PROXY_H_DATE },
-        { "Server", 6, PROXY_H_SERVER }, { "X-Accel-Redirect", 16, PROXY_H_X_ACCEL },
+        { "Trailer", 7, PROXY_H_TRAILER },
+        { "Date", 4, PROXY_H_DATE },
+        { "Server", 6, PROXY_H_SERVER },
+        { "X-Accel-Redirect", 16, PROXY_H_X_ACCEL },
         { "X-Accel-Expires", 15, PROXY_H_X_ACCEL },
         { "X-Accel-Limit-Rate", 18, PROXY_H_X_ACCEL },
         { "X-Accel-Buffering", 17, PROXY_H_X_ACCEL },
@@ -122,8 +127,8 @@ proxy_header_has_token(const char *value, const char *token)
         while (*p == ' ' || *p == '\t' || *p == ',') {
             p++;
         }
-        if (strncasecmp(p, token, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' '
-                || p[n] == '\t' || p[n] == ';')) {
+        if (strncasecmp(p, token, n) == 0
+            && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t' || p[n] == ';')) {
             return 1;
         }
         p = strchr(p, ',');
@@ -194,7 +199,7 @@ char *
 proxy_readln(struct evbuffer *in, size_t *n_out)
 {
     struct evbuffer_iovec v[4];
-    int i, nv = evbuffer_peek(in, -1, NULL, v, 4);   /* at most 4 */
+    int i, nv = evbuffer_peek(in, -1, NULL, v, 4); /* at most 4 */
     size_t off = 0;
     char *lf = NULL, *line;
 
@@ -209,8 +214,7 @@ proxy_readln(struct evbuffer *in, size_t *n_out)
     if (lf == NULL) {
         /* with len -1, evbuffer_peek() stops at the vectors it is given:
          * a line beyond them is libevent's to find */
-        return off < evbuffer_get_length(in)
-            ? evbuffer_readln(in, n_out, EVBUFFER_EOL_CRLF) : NULL;
+        return off < evbuffer_get_length(in) ? evbuffer_readln(in, n_out, EVBUFFER_EOL_CRLF) : NULL;
     }
     line = malloc(off + 1);
     if (line == NULL || evbuffer_remove(in, line, off + 1) != (int) (off + 1)) {
@@ -228,8 +232,7 @@ proxy_readln(struct evbuffer *in, size_t *n_out)
 /* Decodes from in to out. Returns 1 at the end of the body, 0 when it needs
  * more input, -1 on a framing error. */
 int
-proxy_chunked_parse(struct proxy_chunked *ch, struct evbuffer *in,
-    struct evbuffer *out)
+proxy_chunked_parse(struct proxy_chunked *ch, struct evbuffer *in, struct evbuffer *out)
 {
     char *line, *end;
     size_t n, avail;

@@ -12,8 +12,13 @@
 
 #include <event2/buffer.h>
 
-enum proxy_chunk_state { PROXY_CHUNK_SIZE, PROXY_CHUNK_DATA, PROXY_CHUNK_CRLF,
-    PROXY_CHUNK_TRAILER, PROXY_CHUNK_DONE };
+enum proxy_chunk_state {
+    PROXY_CHUNK_SIZE,
+    PROXY_CHUNK_DATA,
+    PROXY_CHUNK_CRLF,
+    PROXY_CHUNK_TRAILER,
+    PROXY_CHUNK_DONE
+};
 
 struct proxy_chunked {
     int state;
@@ -23,24 +28,37 @@ struct proxy_chunked {
 /* Header fields the proxy acts on, recognised once when a line is parsed
  * so that later look-ups and filters compare integers, not names. */
 enum proxy_hid {
-    PROXY_H_OTHER = 0, PROXY_H_HOST, PROXY_H_CONNECTION, PROXY_H_KEEP_ALIVE,
-    PROXY_H_TRANSFER_ENCODING, PROXY_H_CONTENT_LENGTH, PROXY_H_TE, PROXY_H_EXPECT,
-    PROXY_H_UPGRADE, PROXY_H_PROXY_CONNECTION, PROXY_H_TRAILER, PROXY_H_DATE,
-    PROXY_H_SERVER, PROXY_H_X_ACCEL, PROXY_H_X_FORWARDED_FOR
+    PROXY_H_OTHER = 0,
+    PROXY_H_HOST,
+    PROXY_H_CONNECTION,
+    PROXY_H_KEEP_ALIVE,
+    PROXY_H_TRANSFER_ENCODING,
+    PROXY_H_CONTENT_LENGTH,
+    PROXY_H_TE,
+    PROXY_H_EXPECT,
+    PROXY_H_UPGRADE,
+    PROXY_H_PROXY_CONNECTION,
+    PROXY_H_TRAILER,
+    PROXY_H_DATE,
+    PROXY_H_SERVER,
+    PROXY_H_X_ACCEL,
+    PROXY_H_X_FORWARDED_FOR
 };
 
 #define PROXY_HBIT(id) (1u << (id))
 /* hop-by-hop fields never forwarded from the client (nginx's defaults) */
-#define PROXY_HOP_REQUEST (PROXY_HBIT(PROXY_H_CONNECTION) | PROXY_HBIT(PROXY_H_KEEP_ALIVE) \
-    | PROXY_HBIT(PROXY_H_TRANSFER_ENCODING) | PROXY_HBIT(PROXY_H_CONTENT_LENGTH) \
-    | PROXY_HBIT(PROXY_H_TE) | PROXY_HBIT(PROXY_H_EXPECT) | PROXY_HBIT(PROXY_H_UPGRADE) \
-    | PROXY_HBIT(PROXY_H_PROXY_CONNECTION))
+#define PROXY_HOP_REQUEST \
+    (PROXY_HBIT(PROXY_H_CONNECTION) | PROXY_HBIT(PROXY_H_KEEP_ALIVE) \
+        | PROXY_HBIT(PROXY_H_TRANSFER_ENCODING) | PROXY_HBIT(PROXY_H_CONTENT_LENGTH) \
+        | PROXY_HBIT(PROXY_H_TE) | PROXY_HBIT(PROXY_H_EXPECT) | PROXY_HBIT(PROXY_H_UPGRADE) \
+        | PROXY_HBIT(PROXY_H_PROXY_CONNECTION))
 /* upstream fields not passed to the client (hop-by-hop, replaced, X-Accel-*) */
-#define PROXY_HOP_RESPONSE (PROXY_HBIT(PROXY_H_CONNECTION) | PROXY_HBIT(PROXY_H_KEEP_ALIVE) \
-    | PROXY_HBIT(PROXY_H_TRANSFER_ENCODING) | PROXY_HBIT(PROXY_H_CONTENT_LENGTH) \
-    | PROXY_HBIT(PROXY_H_PROXY_CONNECTION) | PROXY_HBIT(PROXY_H_UPGRADE) \
-    | PROXY_HBIT(PROXY_H_TE) | PROXY_HBIT(PROXY_H_TRAILER) | PROXY_HBIT(PROXY_H_DATE) \
-    | PROXY_HBIT(PROXY_H_SERVER) | PROXY_HBIT(PROXY_H_X_ACCEL))
+#define PROXY_HOP_RESPONSE \
+    (PROXY_HBIT(PROXY_H_CONNECTION) | PROXY_HBIT(PROXY_H_KEEP_ALIVE) \
+        | PROXY_HBIT(PROXY_H_TRANSFER_ENCODING) | PROXY_HBIT(PROXY_H_CONTENT_LENGTH) \
+        | PROXY_HBIT(PROXY_H_PROXY_CONNECTION) | PROXY_HBIT(PROXY_H_UPGRADE) \
+        | PROXY_HBIT(PROXY_H_TE) | PROXY_HBIT(PROXY_H_TRAILER) | PROXY_HBIT(PROXY_H_DATE) \
+        | PROXY_HBIT(PROXY_H_SERVER) | PROXY_HBIT(PROXY_H_X_ACCEL))
 
 /* A parsed header line: key is the line itself (owned, NUL at the colon),
  * value points into it. The array is kept between requests. */
@@ -112,7 +130,6 @@ int proxy_header_has_token(const char *value, const char *token);
 int proxy_line_bad(const char *line, size_t n);
 int proxy_header_line_parse(char *line, size_t n, char **name, char **value);
 char *proxy_readln(struct evbuffer *in, size_t *n_out);
-int proxy_chunked_parse(struct proxy_chunked *ch, struct evbuffer *in,
-    struct evbuffer *out);
+int proxy_chunked_parse(struct proxy_chunked *ch, struct evbuffer *in, struct evbuffer *out);
 
 #endif

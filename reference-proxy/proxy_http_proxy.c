@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/bufferevent_struct.h>  /* ev_write: proxy_upstream_send() */
+#include <event2/bufferevent_struct.h> /* ev_write: proxy_upstream_send() */
 
 /* The location's proxy_set_header fields first, then nginx's defaults not
  * overridden; built once per location (one block: the plan, then items). */
@@ -20,9 +20,14 @@ static struct proxy_hdr_plan *
 proxy_hdr_plan_get(struct proxy_loc_conf *lc)
 {
     static const struct proxy_keyval defaults[] = {
-        { "Host", "$proxy_host" }, { "Connection", "close" },
-        { "Content-Length", "" }, { "Transfer-Encoding", "" }, { "TE", "" },
-        { "Keep-Alive", "" }, { "Expect", "" }, { "Upgrade", "" },
+        { "Host", "$proxy_host" },
+        { "Connection", "close" },
+        { "Content-Length", "" },
+        { "Transfer-Encoding", "" },
+        { "TE", "" },
+        { "Keep-Alive", "" },
+        { "Expect", "" },
+        { "Upgrade", "" },
     };
     size_t ndef = sizeof(defaults) / sizeof(defaults[0]);
     size_t nset = lc->headers ? lc->headers->num : 0, i, j;
@@ -113,15 +118,16 @@ proxy_upstream_send(struct proxy_client *c)
         v = dyn ? dyn : it->value;
         vlen = dyn ? strlen(dyn) : it->value_len;
         if (it->id == PROXY_H_CONNECTION) {
-            c->up.wants_close = vlen == 0 ? lc->http_version != 11
-                : proxy_header_has_token(v, "close");
+            c->up.wants_close =
+                vlen == 0 ? lc->http_version != 11 : proxy_header_has_token(v, "close");
         }
-        if (vlen != 0) {   /* an empty value removes the field */
+        if (vlen != 0) { /* an empty value removes the field */
             proxy_out_field(&o, it->key, it->key_len, v, vlen);
         }
         free(dyn);
     }
-    if (c->req.body && (evbuffer_get_length(c->req.body) > 0 || c->req.body_chunked
+    if (c->req.body
+        && (evbuffer_get_length(c->req.body) > 0 || c->req.body_chunked
             || proxy_hdr_get(&c->req.hdrs, PROXY_H_CONTENT_LENGTH))) {
         n = snprintf(num, sizeof(num), "%zu", evbuffer_get_length(c->req.body));
         proxy_out_field(&o, "Content-Length", 14, num, (size_t) n);
@@ -166,9 +172,8 @@ proxy_upstream_header_done(struct proxy_client *c)
     te = proxy_hdr_get(&c->up.hdrs, PROXY_H_TRANSFER_ENCODING);
     cl = proxy_hdr_get(&c->up.hdrs, PROXY_H_CONTENT_LENGTH);
     conn = proxy_hdr_get(&c->up.hdrs, PROXY_H_CONNECTION);
-    c->up.keepalive = c->up.minor >= 1
-        ? !(conn && proxy_header_has_token(conn, "close"))
-        : (conn && proxy_header_has_token(conn, "keep-alive"));
+    c->up.keepalive = c->up.minor >= 1 ? !(conn && proxy_header_has_token(conn, "close"))
+                                       : (conn && proxy_header_has_token(conn, "keep-alive"));
 
     if (c->req.head || c->up.status == 204 || c->up.status == 304) {
         c->up.state = PROXY_R_DONE;
@@ -201,7 +206,8 @@ proxy_upstream_header_done(struct proxy_client *c)
     o.n = 0;
     proxy_out_add(&o, "HTTP/1.1 ", 9);
     proxy_out_str(&o, c->up.status_line);
-    proxy_out_add(&o, "\r\nServer: " PROXY_NAME "\r\nDate: ", sizeof("\r\nServer: " PROXY_NAME "\r\nDate: ") - 1);
+    proxy_out_add(&o,
+        "\r\nServer: " PROXY_NAME "\r\nDate: ", sizeof("\r\nServer: " PROXY_NAME "\r\nDate: ") - 1);
     proxy_out_str(&o, date);
     proxy_out_add(&o, "\r\n", 2);
     for (i = 0; i < c->up.hdrs.num; i++) {
@@ -216,8 +222,8 @@ proxy_upstream_header_done(struct proxy_client *c)
     } else if (c->resp.chunked) {
         proxy_out_str(&o, "Transfer-Encoding: chunked\r\n");
     }
-    proxy_out_str(&o, c->req.keepalive ? "Connection: keep-alive\r\n\r\n"
-        : "Connection: close\r\n\r\n");
+    proxy_out_str(
+        &o, c->req.keepalive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
     proxy_out_flush(&o);
     c->resp.started = 1;
     return 0;
@@ -267,6 +273,7 @@ proxy_upstream_too_big(struct proxy_client *c)
         proxy_client_close_after_output(c);
         return;
     }
-    proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER, "upstream sent too big header while "
+    proxy_upstream_fail(c, PROXY_NEXT_INVALID_HEADER,
+        "upstream sent too big header while "
         "reading response header from upstream");
 }

@@ -23,14 +23,13 @@ proxy_ssl_protocol_bit(const char *name)
 {
     int v = uc_tls_version_by_name(name);
 
-    return v == 0 ? 0 : v == SSL2_VERSION ? PROXY_SSL_SSLv2
-        : PROXY_SSL_SSLv3 << (v - SSL3_VERSION);
+    return v == 0 ? 0 : v == SSL2_VERSION ? PROXY_SSL_SSLv2 : PROXY_SSL_SSLv3 << (v - SSL3_VERSION);
 }
 
 /* proxy_ssl_protocols [SSLv2] [SSLv3] [TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3] */
 static int
-proxy_conf_set_protocols(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_protocols(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     return proxy_conf_set_bits(p, cmd, conf, args, nargs, proxy_ssl_protocol_bit,
         ", it must be \"SSLv2\", \"SSLv3\", \"TLSv1\", \"TLSv1.1\", \"TLSv1.2\" or "
@@ -56,13 +55,13 @@ static const struct uc_switch proxy_next_upstream_names[] = {
 static int
 proxy_next_upstream_bit(const char *name)
 {
-    return (int) uc_switch_lookup(proxy_next_upstream_names,
-        UC_SWITCH_COUNT(proxy_next_upstream_names), name);
+    return (int) uc_switch_lookup(
+        proxy_next_upstream_names, UC_SWITCH_COUNT(proxy_next_upstream_names), name);
 }
 
 static int
-proxy_conf_set_next_upstream(struct proxy_conf_parser *p,
-    const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
+proxy_conf_set_next_upstream(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     int *f = PROXY_FIELD(conf, cmd, int);
 
@@ -78,8 +77,8 @@ proxy_conf_set_next_upstream(struct proxy_conf_parser *p,
 
 /* proxy_pass http(s)://host-or-upstream[:port][/uri] */
 static int
-proxy_conf_set_proxy_pass(struct proxy_conf_parser *p, const struct proxy_cmd *cmd,
-    void *conf, char **args, int nargs)
+proxy_conf_set_proxy_pass(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_loc_conf *lc = conf;
     const char *url = args[1], *rest, *slash;
@@ -91,7 +90,8 @@ proxy_conf_set_proxy_pass(struct proxy_conf_parser *p, const struct proxy_cmd *c
         return -1;
     }
     if (strchr(url, '$')) {
-        proxy_conf_error(p, "variables in \"proxy_pass\" are not supported by "
+        proxy_conf_error(p,
+            "variables in \"proxy_pass\" are not supported by "
             "uptls-proxy");
         return -1;
     }
@@ -111,8 +111,8 @@ proxy_conf_set_proxy_pass(struct proxy_conf_parser *p, const struct proxy_cmd *c
         proxy_conf_error(p, "no host in \"%s\"", url);
         return -1;
     }
-    if (proxy_conf_resolve(hostport, 0, NULL, NULL, host, sizeof(host), &port,
-            msg, sizeof(msg)) != 0) {
+    if (proxy_conf_resolve(hostport, 0, NULL, NULL, host, sizeof(host), &port, msg, sizeof(msg))
+        != 0) {
         proxy_conf_error(p, "%s", msg);
         return -1;
     }
@@ -126,8 +126,8 @@ proxy_conf_set_proxy_pass(struct proxy_conf_parser *p, const struct proxy_cmd *c
 }
 
 static int
-proxy_conf_set_http_version(struct proxy_conf_parser *p,
-    const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
+proxy_conf_set_http_version(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_loc_conf *lc = conf;
 
@@ -140,8 +140,10 @@ proxy_conf_set_http_version(struct proxy_conf_parser *p,
     } else if (strcmp(args[1], "1.1") == 0) {
         lc->http_version = 11;
     } else {
-        proxy_conf_error(p, "invalid value \"%s\" in \"%s\" directive, it must be "
-            "\"1.0\" or \"1.1\"", args[1], cmd->name);
+        proxy_conf_error(p,
+            "invalid value \"%s\" in \"%s\" directive, it must be "
+            "\"1.0\" or \"1.1\"",
+            args[1], cmd->name);
         return -1;
     }
     return 0;
@@ -150,39 +152,35 @@ proxy_conf_set_http_version(struct proxy_conf_parser *p,
 static const struct proxy_cmd proxy_http_proxy_commands[] = {
     { "proxy_pass", PROXY_CTX_LOC, 1, 1, 0, proxy_conf_set_proxy_pass, 0 },
     { "proxy_connect_timeout", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_msec,
-      LC(connect_timeout) },
-    { "proxy_read_timeout", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_msec,
-      LC(read_timeout) },
-    { "proxy_send_timeout", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_msec,
-      LC(send_timeout) },
+        LC(connect_timeout) },
+    { "proxy_read_timeout", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_msec, LC(read_timeout) },
+    { "proxy_send_timeout", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_msec, LC(send_timeout) },
     { "proxy_http_version", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_http_version, 0 },
-    { "proxy_set_header", PROXY_CTX_ANY_LOC, 2, 2, 0, proxy_conf_set_keyval,
-      LC(headers) },
+    { "proxy_set_header", PROXY_CTX_ANY_LOC, 2, 2, 0, proxy_conf_set_keyval, LC(headers) },
     { "proxy_next_upstream", PROXY_CTX_ANY_LOC, 1, 12, 0, proxy_conf_set_next_upstream,
-      LC(next_upstream) },
+        LC(next_upstream) },
     { "proxy_ssl_certificate", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_path,
-      LC(ssl_certificate) },
+        LC(ssl_certificate) },
     { "proxy_ssl_certificate_key", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_path,
-      LC(ssl_certificate_key) },
+        LC(ssl_certificate_key) },
     { "proxy_ssl_password_file", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_path,
-      LC(ssl_password_file) },
+        LC(ssl_password_file) },
     { "proxy_ssl_trusted_certificate", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_path,
-      LC(ssl_trusted_certificate) },
+        LC(ssl_trusted_certificate) },
     { "proxy_ssl_crl", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_path, LC(ssl_crl) },
     { "proxy_ssl_verify", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_flag, LC(ssl_verify) },
     { "proxy_ssl_verify_depth", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_num,
-      LC(ssl_verify_depth) },
+        LC(ssl_verify_depth) },
     { "proxy_ssl_name", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_str, LC(ssl_name) },
     { "proxy_ssl_server_name", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_flag,
-      LC(ssl_server_name) },
+        LC(ssl_server_name) },
     { "proxy_ssl_protocols", PROXY_CTX_ANY_LOC, 1, 6, 0, proxy_conf_set_protocols,
-      LC(ssl_protocols) },
-    { "proxy_ssl_ciphers", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_str,
-      LC(ssl_ciphers) },
+        LC(ssl_protocols) },
+    { "proxy_ssl_ciphers", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_str, LC(ssl_ciphers) },
     { "proxy_ssl_conf_command", PROXY_CTX_ANY_LOC, 2, 2, 0, proxy_conf_set_keyval,
-      LC(ssl_conf_commands) },
+        LC(ssl_conf_commands) },
     { "proxy_ssl_session_reuse", PROXY_CTX_ANY_LOC, 1, 1, 0, proxy_conf_set_flag,
-      LC(ssl_session_reuse) },
+        LC(ssl_session_reuse) },
 };
 
 static void
@@ -259,8 +257,8 @@ proxy_http_proxy_merge(struct proxy_loc_conf *conf, const struct proxy_loc_conf 
     MERGE_INT(ssl_verify_depth, 1);
     MERGE_INT(ssl_server_name, 0);
     MERGE_INT(ssl_session_reuse, 1);
-    MERGE_INT(ssl_protocols, PROXY_SSL_TLSv1 | PROXY_SSL_TLSv1_1 | PROXY_SSL_TLSv1_2
-        | PROXY_SSL_TLSv1_3);
+    MERGE_INT(
+        ssl_protocols, PROXY_SSL_TLSv1 | PROXY_SSL_TLSv1_1 | PROXY_SSL_TLSv1_2 | PROXY_SSL_TLSv1_3);
     if (conf->ssl_conf_commands == NULL && prev) {
         conf->ssl_conf_commands = proxy_keyval_list_copy(prev->ssl_conf_commands);
     }
@@ -277,8 +275,7 @@ proxy_conf_ssl_name(const struct proxy_loc_conf *lc)
 
     if (name[0] == '[') {
         end = strchr(name, ']');
-        return end ? proxy_xstrndup(name + 1, (size_t) (end - name - 1))
-                   : proxy_xstrdup(name);
+        return end ? proxy_xstrndup(name + 1, (size_t) (end - name - 1)) : proxy_xstrdup(name);
     }
     end = strchr(name, ':');
     if (end && strchr(end + 1, ':') == NULL) {
@@ -290,10 +287,9 @@ proxy_conf_ssl_name(const struct proxy_loc_conf *lc)
 int
 proxy_conf_check_variables(struct proxy_conf_parser *p, struct proxy_loc_conf *lc)
 {
-    static const char *known[] = { "host", "proxy_host", "remote_addr",
-        "remote_port", "proxy_add_x_forwarded_for", "scheme", "request_uri",
-        "uri", "server_name", "server_port", "request_method", "proxy_port",
-        "server_addr", NULL };
+    static const char *known[] = { "host", "proxy_host", "remote_addr", "remote_port",
+        "proxy_add_x_forwarded_for", "scheme", "request_uri", "uri", "server_name", "server_port",
+        "request_method", "proxy_port", "server_addr", NULL };
     size_t i, k;
     const char *v, *s;
 
@@ -330,7 +326,5 @@ proxy_conf_check_variables(struct proxy_conf_parser *p, struct proxy_loc_conf *l
     return 0;
 }
 
-const struct proxy_conf_module proxy_http_proxy_module = {
-    "proxy", PROXY_CONF_CMDS(proxy_http_proxy_commands), proxy_http_proxy_create,
-    proxy_http_proxy_merge
-};
+const struct proxy_conf_module proxy_http_proxy_module = { "proxy",
+    PROXY_CONF_CMDS(proxy_http_proxy_commands), proxy_http_proxy_create, proxy_http_proxy_merge };

@@ -37,11 +37,9 @@ proxy_client_log(struct proxy_client *c, int level, const char *fmt, ...)
             c->up.conn->ups->peers[c->up.conn->peer_idx].addr_text,
             c->req.upstream_uri ? c->req.upstream_uri : "");
     }
-    proxy_log_error(level, c->id, "%s, client: %s, server: %s%s%s%s%s%s%s", msg,
-        c->addr,
+    proxy_log_error(level, c->id, "%s, client: %s, server: %s%s%s%s%s%s%s", msg, c->addr,
         c->req.server && c->req.server->num_names ? c->req.server->names[0] : "",
-        c->req.line ? ", request: \"" : "",
-        c->req.line ? c->req.line : "", c->req.line ? "\"" : "",
+        c->req.line ? ", request: \"" : "", c->req.line ? c->req.line : "", c->req.line ? "\"" : "",
         upstream, c->req.host ? ", host: \"" : "", c->req.host ? "\"" : "");
     (void) 0;
 }
@@ -180,7 +178,7 @@ proxy_request_absolute_host(const char *target, const char **path_out)
     }
     len = strcspn(auth, "/?#");
     if (len == 0 || memchr(auth, '@', len) != NULL) {
-        return NULL;            /* no host, or userinfo (RFC 9110 4.2.4) */
+        return NULL; /* no host, or userinfo (RFC 9110 4.2.4) */
     }
     p = auth;
     if (p[0] == '[') {
@@ -209,7 +207,7 @@ proxy_request_header_done(struct proxy_client *c)
     size_t i;
 
     host = proxy_hdr_get(&c->req.hdrs, PROXY_H_HOST);
-    if (host && c->req.host == NULL) {  /* an absolute-form target's host wins */
+    if (host && c->req.host == NULL) { /* an absolute-form target's host wins */
         char *h = proxy_xstrdup(host), *colon;
 
         if (h[0] != '[' && (colon = strchr(h, ':')) != NULL) {
@@ -222,14 +220,16 @@ proxy_request_header_done(struct proxy_client *c)
     }
     c->req.server = proxy_route_server(c->w, c->listen, c->req.host);
     conn = proxy_hdr_get(&c->req.hdrs, PROXY_H_CONNECTION);
-    c->req.keepalive = c->req.http_minor >= 1 ? !(conn && proxy_header_has_token(conn, "close"))
+    c->req.keepalive = c->req.http_minor >= 1
+        ? !(conn && proxy_header_has_token(conn, "close"))
         : (conn && proxy_header_has_token(conn, "keep-alive"));
     if (c->w->quitting) {
         c->req.keepalive = 0;
     }
     c->req.head = strcmp(c->req.method, "HEAD") == 0;
     if (c->req.http_minor >= 1 && host == NULL && c->req.host == NULL) {
-        proxy_client_log(c, PROXY_LOG_INFO, "client sent HTTP/1.1 request without "
+        proxy_client_log(c, PROXY_LOG_INFO,
+            "client sent HTTP/1.1 request without "
             "\"Host\" header while reading client request headers");
         return 400;
     }
@@ -289,14 +289,16 @@ proxy_client_process(struct proxy_client *c)
         if (proxy_line_bad(line, n)) {
             free(line);
             c->state = PROXY_C_UPSTREAM;
-            proxy_client_log(c, PROXY_LOG_INFO, "client sent a bare CR or a NUL while "
-                "reading client request %s", c->req.got_request_line ? "headers" : "line");
+            proxy_client_log(c, PROXY_LOG_INFO,
+                "client sent a bare CR or a NUL while "
+                "reading client request %s",
+                c->req.got_request_line ? "headers" : "line");
             proxy_client_respond(c, 400, NULL, NULL);
             return;
         }
         if (!c->req.got_request_line) {
             if (n == 0) {
-                free(line);       /* empty lines before a request are ignored */
+                free(line); /* empty lines before a request are ignored */
                 continue;
             }
             c->req.line = proxy_xstrdup(line);
@@ -312,15 +314,16 @@ proxy_client_process(struct proxy_client *c)
                 || (sp1[1] != '/' && c->req.host == NULL)) {
                 free(line);
                 c->state = PROXY_C_UPSTREAM;
-                proxy_client_log(c, PROXY_LOG_INFO, "client sent invalid request while "
+                proxy_client_log(c, PROXY_LOG_INFO,
+                    "client sent invalid request while "
                     "reading client request line");
                 proxy_client_respond(c, 400, NULL, NULL);
                 return;
             }
             c->req.method = proxy_xstrndup(line, (size_t) (sp1 - line));
-            if (c->req.host != NULL) {    /* absolute-form: the path, "/" if none */
-                c->req.uri = proxy_xasprintf("%s%.*s", path[0] == '/' ? "" : "/",
-                    (int) (sp2 - path), path);
+            if (c->req.host != NULL) { /* absolute-form: the path, "/" if none */
+                c->req.uri =
+                    proxy_xasprintf("%s%.*s", path[0] == '/' ? "" : "/", (int) (sp2 - path), path);
             } else {
                 c->req.uri = proxy_xstrndup(sp1 + 1, (size_t) (sp2 - sp1 - 1));
             }
@@ -345,7 +348,8 @@ proxy_client_process(struct proxy_client *c)
         if (proxy_header_line_parse(line, n, &name, &v) != 0) {
             free(line);
             c->state = PROXY_C_UPSTREAM;
-            proxy_client_log(c, PROXY_LOG_INFO, "client sent invalid header line while "
+            proxy_client_log(c, PROXY_LOG_INFO,
+                "client sent invalid header line while "
                 "reading client request headers");
             proxy_client_respond(c, 400, NULL, NULL);
             return;
@@ -363,7 +367,8 @@ proxy_client_process(struct proxy_client *c)
             }
             if (evbuffer_get_length(c->req.body) > PROXY_MAX_BODY) {
                 c->state = PROXY_C_UPSTREAM;
-                proxy_client_log(c, PROXY_LOG_ERR, "client intended to send too large "
+                proxy_client_log(c, PROXY_LOG_ERR,
+                    "client intended to send too large "
                     "chunked body");
                 proxy_client_respond(c, 413, NULL, NULL);
                 return;
@@ -424,7 +429,8 @@ proxy_client_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if ((what & BEV_EVENT_TIMEOUT) && c->req.got_request_line && c->state == PROXY_C_HEADERS) {
-        proxy_client_log(c, PROXY_LOG_INFO, "client timed out (110: Connection timed out) "
+        proxy_client_log(c, PROXY_LOG_INFO,
+            "client timed out (110: Connection timed out) "
             "while reading client request headers");
     }
     if ((what & BEV_EVENT_EOF) && c->state == PROXY_C_UPSTREAM && c->up.conn) {
@@ -434,8 +440,8 @@ proxy_client_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 void
-proxy_worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int socklen, void *arg)
+proxy_worker_accept_cb(
+    struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen, void *arg)
 {
     struct proxy_listener_ctx *lctx = arg;
     struct proxy_worker *w = lctx->w;
@@ -484,8 +490,8 @@ proxy_worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     }
     w->clients = c;
     w->num_clients++;
-    bufferevent_setcb(c->bev, proxy_client_read_cb, proxy_client_write_cb,
-        proxy_client_event_cb, c);
+    bufferevent_setcb(
+        c->bev, proxy_client_read_cb, proxy_client_write_cb, proxy_client_event_cb, c);
     proxy_client_read_timeout(c, PROXY_CLIENT_HEADER_TIMEOUT);
     /* a new bufferevent is enabled for writing: output goes through
      * proxy_client_flush_cb() instead */

@@ -18,8 +18,9 @@ proxy_var_value(struct proxy_client *c, const char *name)
     const char *v;
 
     if (strcmp(name, "host") == 0) {
-        return proxy_xstrdup(c->req.host ? c->req.host
-            : c->req.server && c->req.server->num_names ? c->req.server->names[0] : "");
+        return proxy_xstrdup(c->req.host                    ? c->req.host
+                : c->req.server && c->req.server->num_names ? c->req.server->names[0]
+                                                            : "");
     }
     if (strcmp(name, "proxy_host") == 0) {
         return proxy_xstrdup(c->req.loc->proxy_host);
@@ -47,18 +48,21 @@ proxy_var_value(struct proxy_client *c, const char *name)
         return proxy_xstrdup(c->req.method);
     }
     if (strcmp(name, "server_name") == 0) {
-        return proxy_xstrdup(c->req.server && c->req.server->num_names
-            ? c->req.server->names[0] : "");
+        return proxy_xstrdup(
+            c->req.server && c->req.server->num_names ? c->req.server->names[0] : "");
     }
     if (strcmp(name, "server_port") == 0 || strcmp(name, "server_addr") == 0) {
         const char *t = c->listen->text, *colon = strrchr(t, ':');
 
-        return strcmp(name, "server_port") == 0 ? proxy_xstrdup(colon ? colon + 1 : "")
+        return strcmp(name, "server_port") == 0
+            ? proxy_xstrdup(colon ? colon + 1 : "")
             : proxy_xstrndup(t, colon ? (size_t) (colon - t) : strlen(t));
     }
     if (strcmp(name, "proxy_port") == 0) {
-        return proxy_xasprintf("%d", c->req.loc->pass_port ? c->req.loc->pass_port
-            : c->req.loc->pass_ssl ? 443 : 80);
+        return proxy_xasprintf("%d",
+            c->req.loc->pass_port      ? c->req.loc->pass_port
+                : c->req.loc->pass_ssl ? 443
+                                       : 80);
     }
     if (strncmp(name, "http_", 5) == 0) {
         char hname[128];

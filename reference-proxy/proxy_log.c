@@ -16,7 +16,15 @@ static int proxy_log_fd = 2;
 static int proxy_log_max = PROXY_LOG_ERR;
 
 static const char *proxy_log_names[] = {
-    "", "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
+    "",
+    "emerg",
+    "alert",
+    "crit",
+    "error",
+    "warn",
+    "notice",
+    "info",
+    "debug",
 };
 
 int
@@ -43,8 +51,7 @@ proxy_log_open(const char *path, int level, char *err, size_t err_len)
     }
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
-        snprintf(err, err_len, "open() \"%s\" failed (%d: %s)", path, errno,
-            strerror(errno));
+        snprintf(err, err_len, "open() \"%s\" failed (%d: %s)", path, errno, strerror(errno));
         return -1;
     }
     if (proxy_log_fd > 2) {
@@ -86,11 +93,11 @@ proxy_log_error(int level, unsigned long conn, const char *fmt, ...)
     localtime_r(&now, &tm);
     n = strftime(line, sizeof(line), "%Y/%m/%d %H:%M:%S", &tm);
     if (conn) {
-        r = snprintf(line + n, sizeof(line) - n, " [%s] %d#0: *%lu ",
-            proxy_log_names[level], (int) getpid(), conn);
+        r = snprintf(line + n, sizeof(line) - n, " [%s] %d#0: *%lu ", proxy_log_names[level],
+            (int) getpid(), conn);
     } else {
-        r = snprintf(line + n, sizeof(line) - n, " [%s] %d#0: ",
-            proxy_log_names[level], (int) getpid());
+        r = snprintf(
+            line + n, sizeof(line) - n, " [%s] %d#0: ", proxy_log_names[level], (int) getpid());
     }
     n += (size_t) r;
     va_start(ap, fmt);

@@ -39,7 +39,8 @@ proxy_master_on_signal(int sig)
 static void
 proxy_usage(FILE *f)
 {
-    fprintf(f, "Usage: " PROXY_NAME " [-c FILE] [-p PREFIX] [-t] [-v] [-g DIRECTIVES] "
+    fprintf(f,
+        "Usage: " PROXY_NAME " [-c FILE] [-p PREFIX] [-t] [-v] [-g DIRECTIVES] "
         "[--fault NAME]...\n\n"
         "  -c FILE        configuration file (default PREFIX/conf/nginx.conf)\n"
         "  -p PREFIX      prefix for relative paths (default: current directory)\n"
@@ -74,21 +75,19 @@ proxy_listen_open(struct proxy_conf *conf, char *err, size_t err_len)
     for (l = conf->listens; l; l = l->next) {
         l->fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (l->fd < 0) {
-            snprintf(err, err_len, "socket() %s failed (%d: %s)", l->text, errno,
-                strerror(errno));
+            snprintf(err, err_len, "socket() %s failed (%d: %s)", l->text, errno, strerror(errno));
             return -1;
         }
         setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         if (bind(l->fd, (struct sockaddr *) &l->addr, l->addr_len) != 0) {
-            snprintf(err, err_len, "bind() to %s failed (%d: %s)", l->text, errno,
-                strerror(errno));
+            snprintf(err, err_len, "bind() to %s failed (%d: %s)", l->text, errno, strerror(errno));
             return -1;
         }
         /* the workers' loops must never block in accept() */
         if (fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK) != 0
             || listen(l->fd, 511) != 0) {
-            snprintf(err, err_len, "listen() to %s failed (%d: %s)", l->text, errno,
-                strerror(errno));
+            snprintf(
+                err, err_len, "listen() to %s failed (%d: %s)", l->text, errno, strerror(errno));
             return -1;
         }
     }
@@ -149,8 +148,7 @@ proxy_pid_write(const char *path, char *err, size_t err_len)
     FILE *f = fopen(path, "w");
 
     if (f == NULL) {
-        snprintf(err, err_len, "open() \"%s\" failed (%d: %s)", path, errno,
-            strerror(errno));
+        snprintf(err, err_len, "open() \"%s\" failed (%d: %s)", path, errno, strerror(errno));
         return -1;
     }
     fprintf(f, "%d\n", (int) getpid());
@@ -192,8 +190,7 @@ proxy_master_run(struct proxy_conf *conf)
     for (i = 0; i < num; i++) {
         workers[i] = proxy_worker_spawn(conf, i, master);
         if (workers[i] < 0) {
-            proxy_log_error(PROXY_LOG_ALERT, 0, "fork() failed (%d: %s)", errno,
-                strerror(errno));
+            proxy_log_error(PROXY_LOG_ALERT, 0, "fork() failed (%d: %s)", errno, strerror(errno));
         }
     }
     proxy_log_error(PROXY_LOG_NOTICE, 0, "started %d worker process(es)", num);
@@ -226,9 +223,10 @@ proxy_master_run(struct proxy_conf *conf)
                     }
                     workers[i] = -1;
                     if (!stopping) {
-                        proxy_log_error(PROXY_LOG_ALERT, 0, "worker process %d exited "
-                            "with %s %d; respawning", (int) pid,
-                            WIFSIGNALED(status) ? "signal" : "code",
+                        proxy_log_error(PROXY_LOG_ALERT, 0,
+                            "worker process %d exited "
+                            "with %s %d; respawning",
+                            (int) pid, WIFSIGNALED(status) ? "signal" : "code",
                             WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
                         workers[i] = proxy_worker_spawn(conf, i, master);
                     }
@@ -262,14 +260,15 @@ main(int argc, char **argv)
             test = 1;
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "-V") == 0) {
             printf(PROXY_NAME " version " PROXY_VERSION " (nginx proxy_ssl_* semantics as "
-                "documented for nginx 1.23.4 and later; %s)\n",
+                              "documented for nginx 1.23.4 and later; %s)\n",
                 OpenSSL_version(OPENSSL_VERSION));
-                return 0;
+            return 0;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             proxy_usage(stdout);
-                return 0;
+            return 0;
         } else if ((strcmp(a, "-c") == 0 || strcmp(a, "-p") == 0 || strcmp(a, "-g") == 0
-                       || strcmp(a, "--fault") == 0) && i + 1 < argc) {
+                       || strcmp(a, "--fault") == 0)
+            && i + 1 < argc) {
             const char *v = argv[++i];
 
             if (a[1] == 'c') {
@@ -280,20 +279,20 @@ main(int argc, char **argv)
                 extra = v;
             } else if (strcmp(v, "list") == 0) {
                 proxy_fault_list_print();
-                        return 0;
+                return 0;
             } else if (proxy_fault_enable(v, msg, sizeof(msg)) != 0) {
                 fprintf(stderr, PROXY_NAME ": [emerg] %s\n", msg);
-                        return 1;
+                return 1;
             }
         } else if (strncmp(a, "--fault=", 8) == 0) {
             if (proxy_fault_enable(a + 8, msg, sizeof(msg)) != 0) {
                 fprintf(stderr, PROXY_NAME ": [emerg] %s\n", msg);
-                        return 1;
+                return 1;
             }
         } else {
             fprintf(stderr, PROXY_NAME ": invalid option: \"%s\"\n", a);
             proxy_usage(stderr);
-                return 1;
+            return 1;
         }
     }
 
@@ -313,10 +312,8 @@ main(int argc, char **argv)
                 fprintf(stderr, PROXY_NAME ": [warn] %.*s\n", (int) (nl - p), p);
             }
         }
-        fprintf(stderr, PROXY_NAME ": the configuration file %s syntax is ok\n",
-            conf.conf_file);
-        fprintf(stderr, PROXY_NAME ": configuration file %s test is successful\n",
-            conf.conf_file);
+        fprintf(stderr, PROXY_NAME ": the configuration file %s syntax is ok\n", conf.conf_file);
+        fprintf(stderr, PROXY_NAME ": configuration file %s test is successful\n", conf.conf_file);
         proxy_conf_free(&conf);
         return 0;
     }

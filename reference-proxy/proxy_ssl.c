@@ -33,8 +33,7 @@
 int proxy_ssl_data_index = -1;
 
 static void
-proxy_ssl_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
-    long argl, void *argp)
+proxy_ssl_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
     struct proxy_ssl_data *d = ptr;
 
@@ -55,16 +54,19 @@ proxy_ssl_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 static int
 proxy_ssl_verify_cb(int ok, X509_STORE_CTX *store)
 {
-    int err = X509_STORE_CTX_get_error(store);
+    int err;
 
-    if (!ok && proxy_fault_on(PROXY_FAULT_SKIP_VERIFY)
-        && err != X509_V_ERR_HOSTNAME_MISMATCH) {
+    ok = proxy_fault_verify(ok, store);
+    err = X509_STORE_CTX_get_error(store);
+
+    if (!ok && proxy_fault_on(PROXY_FAULT_SKIP_VERIFY) && err != X509_V_ERR_HOSTNAME_MISMATCH) {
         return 1;
     }
     if (!ok) {
-        proxy_log_error(PROXY_LOG_INFO, 0, "upstream SSL certificate verify "
-            "error at depth %d: (%d:%s)", X509_STORE_CTX_get_error_depth(store),
-            err, X509_verify_cert_error_string(err));
+        proxy_log_error(PROXY_LOG_INFO, 0,
+            "upstream SSL certificate verify "
+            "error at depth %d: (%d:%s)",
+            X509_STORE_CTX_get_error_depth(store), err, X509_verify_cert_error_string(err));
     }
     return ok;
 }
@@ -92,8 +94,8 @@ proxy_ssl_password_cb(char *buf, int size, int rwflag, void *userdata)
 /* proxy_ssl_password_file: "each passphrase is specified on a separate
  * line. Passphrases are tried in turn when loading the key." */
 static int
-proxy_ssl_key_load(SSL_CTX *ctx, const char *key_file, const char *password_file,
-    char *err, size_t err_len)
+proxy_ssl_key_load(
+    SSL_CTX *ctx, const char *key_file, const char *password_file, char *err, size_t err_len)
 {
     char *passwords[64];
     size_t num = 0, i;
@@ -125,22 +127,24 @@ proxy_ssl_key_load(SSL_CTX *ctx, const char *key_file, const char *password_file
             break;
         }
         ERR_clear_error();
-        pkey = PEM_read_bio_PrivateKey(bio, NULL, proxy_ssl_password_cb,
-            num ? passwords[i] : NULL);
+        pkey = PEM_read_bio_PrivateKey(bio, NULL, proxy_ssl_password_cb, num ? passwords[i] : NULL);
         BIO_free(bio);
     }
     uc_ssl_errors(ssl_err, sizeof(ssl_err));
     if (pkey == NULL) {
-        snprintf(err, err_len, "cannot load certificate key \"%s\": "
-            "PEM_read_bio_PrivateKey() failed (SSL: %s)%s", key_file, ssl_err,
-            password_file ? "" : " (an encrypted key needs "
-            "\"proxy_ssl_password_file\"; uptls-proxy never prompts)");
+        snprintf(err, err_len,
+            "cannot load certificate key \"%s\": "
+            "PEM_read_bio_PrivateKey() failed (SSL: %s)%s",
+            key_file, ssl_err,
+            password_file ? ""
+                          : " (an encrypted key needs "
+                            "\"proxy_ssl_password_file\"; uptls-proxy never prompts)");
         goto end;
     }
     if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
         uc_ssl_errors(ssl_err, sizeof(ssl_err));
-        snprintf(err, err_len, "SSL_CTX_use_PrivateKey(\"%s\") failed (SSL: %s)",
-            key_file, ssl_err);
+        snprintf(
+            err, err_len, "SSL_CTX_use_PrivateKey(\"%s\") failed (SSL: %s)", key_file, ssl_err);
         goto end;
     }
     rc = 0;
@@ -164,7 +168,10 @@ end:
 static int
 proxy_ssl_protocols_set(SSL_CTX *ctx, int protocols)
 {
-    static const struct { int bit; uint64_t op; } map[] = {
+    static const struct {
+        int bit;
+        uint64_t op;
+    } map[] = {
         { PROXY_SSL_SSLv3, SSL_OP_NO_SSLv3 },
         { PROXY_SSL_TLSv1, SSL_OP_NO_TLSv1 },
         { PROXY_SSL_TLSv1_1, SSL_OP_NO_TLSv1_1 },
@@ -174,8 +181,9 @@ proxy_ssl_protocols_set(SSL_CTX *ctx, int protocols)
     size_t i;
 
     if (SSL_CTX_set_min_proto_version(ctx, 0) != 1
-        || SSL_CTX_set_max_proto_version(ctx, proxy_fault_on(PROXY_FAULT_IGNORE_PROTOCOLS)
-            ? 0 : TLS1_3_VERSION) != 1) {
+        || SSL_CTX_set_max_proto_version(
+               ctx, proxy_fault_on(PROXY_FAULT_IGNORE_PROTOCOLS) ? 0 : TLS1_3_VERSION)
+            != 1) {
         return -1;
     }
     if (proxy_fault_on(PROXY_FAULT_IGNORE_PROTOCOLS)) {
@@ -192,8 +200,8 @@ proxy_ssl_protocols_set(SSL_CTX *ctx, int protocols)
 /* proxy_ssl_conf_command NAME VALUE: passed to SSL_CONF_cmd() in the client
  * context, as nginx's ngx_ssl_conf_commands(). */
 static int
-proxy_ssl_conf_commands_apply(SSL_CTX *ctx, struct proxy_keyval_list *cmds,
-    char *err, size_t err_len)
+proxy_ssl_conf_commands_apply(
+    SSL_CTX *ctx, struct proxy_keyval_list *cmds, char *err, size_t err_len)
 {
     SSL_CONF_CTX *cctx;
     char ssl_err[1024];
@@ -208,8 +216,9 @@ proxy_ssl_conf_commands_apply(SSL_CTX *ctx, struct proxy_keyval_list *cmds,
         snprintf(err, err_len, "SSL_CONF_CTX_new() failed");
         return -1;
     }
-    SSL_CONF_CTX_set_flags(cctx, SSL_CONF_FLAG_FILE | SSL_CONF_FLAG_CLIENT
-        | SSL_CONF_FLAG_CERTIFICATE | SSL_CONF_FLAG_SHOW_ERRORS);
+    SSL_CONF_CTX_set_flags(cctx,
+        SSL_CONF_FLAG_FILE | SSL_CONF_FLAG_CLIENT | SSL_CONF_FLAG_CERTIFICATE
+            | SSL_CONF_FLAG_SHOW_ERRORS);
     SSL_CONF_CTX_set_ssl_ctx(cctx, ctx);
     for (i = 0; i < cmds->num; i++) {
         const char *k = cmds->items[i].key;
@@ -290,28 +299,26 @@ proxy_ssl_settings_key(const struct proxy_loc_conf *lc)
         cmds = t;
     }
     t = proxy_xasprintf("cert=%s|key=%s|ca=%s|crl=%s|verify=%d|depth=%d|name=%s|"
-        "sni=%d|proto=%d|ciphers=%s|cmd=%s",
+                        "sni=%d|proto=%d|ciphers=%s|cmd=%s",
         lc->ssl_certificate ? lc->ssl_certificate : "",
         lc->ssl_certificate_key ? lc->ssl_certificate_key : "",
         lc->ssl_trusted_certificate ? lc->ssl_trusted_certificate : "",
         lc->ssl_crl ? lc->ssl_crl : "", lc->ssl_verify, lc->ssl_verify_depth,
-        lc->ssl_name_value ? lc->ssl_name_value : "", lc->ssl_server_name,
-        lc->ssl_protocols, lc->ssl_ciphers, cmds);
+        lc->ssl_name_value ? lc->ssl_name_value : "", lc->ssl_server_name, lc->ssl_protocols,
+        lc->ssl_ciphers, cmds);
     free(cmds);
     return t;
 }
 
 int
-proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
-    char *err, size_t err_len)
+proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc, char *err, size_t err_len)
 {
     SSL_CTX *ctx;
     char ssl_err[1024];
 
     (void) conf;
     if (proxy_ssl_data_index < 0) {
-        proxy_ssl_data_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
-            proxy_ssl_data_free);
+        proxy_ssl_data_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, proxy_ssl_data_free);
     }
     ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL) {
@@ -339,8 +346,8 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
     if (!proxy_fault_on(PROXY_FAULT_IGNORE_CIPHERS)
         && SSL_CTX_set_cipher_list(ctx, lc->ssl_ciphers) != 1) {
         uc_ssl_errors(ssl_err, sizeof(ssl_err));
-        snprintf(err, err_len, "SSL_CTX_set_cipher_list(\"%s\") failed (SSL: %s)",
-            lc->ssl_ciphers, ssl_err);
+        snprintf(err, err_len, "SSL_CTX_set_cipher_list(\"%s\") failed (SSL: %s)", lc->ssl_ciphers,
+            ssl_err);
         return -1;
     }
 
@@ -349,19 +356,22 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
     if (lc->ssl_certificate && !proxy_fault_on(PROXY_FAULT_IGNORE_CLIENT_CERT)) {
         if (SSL_CTX_use_certificate_chain_file(ctx, lc->ssl_certificate) != 1) {
             uc_ssl_errors(ssl_err, sizeof(ssl_err));
-            snprintf(err, err_len, "cannot load certificate \"%s\": "
+            snprintf(err, err_len,
+                "cannot load certificate \"%s\": "
                 "SSL_CTX_use_certificate_chain_file() failed (SSL: %s)",
                 lc->ssl_certificate, ssl_err);
             return -1;
         }
-        if (proxy_ssl_key_load(ctx, lc->ssl_certificate_key, lc->ssl_password_file,
-                err, err_len) != 0) {
+        if (proxy_ssl_key_load(ctx, lc->ssl_certificate_key, lc->ssl_password_file, err, err_len)
+            != 0) {
             return -1;
         }
         if (SSL_CTX_check_private_key(ctx) != 1) {
             uc_ssl_errors(ssl_err, sizeof(ssl_err));
-            snprintf(err, err_len, "certificate \"%s\" and key \"%s\" do not match "
-                "(SSL: %s)", lc->ssl_certificate, lc->ssl_certificate_key, ssl_err);
+            snprintf(err, err_len,
+                "certificate \"%s\" and key \"%s\" do not match "
+                "(SSL: %s)",
+                lc->ssl_certificate, lc->ssl_certificate_key, ssl_err);
             return -1;
         }
     }
@@ -376,15 +386,17 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
     if (lc->ssl_verify) {
         if (SSL_CTX_load_verify_locations(ctx, lc->ssl_trusted_certificate, NULL) != 1) {
             uc_ssl_errors(ssl_err, sizeof(ssl_err));
-            snprintf(err, err_len, "SSL_CTX_load_verify_locations(\"%s\") failed "
-                "(SSL: %s)", lc->ssl_trusted_certificate, ssl_err);
+            snprintf(err, err_len,
+                "SSL_CTX_load_verify_locations(\"%s\") failed "
+                "(SSL: %s)",
+                lc->ssl_trusted_certificate, ssl_err);
             return -1;
         }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, proxy_ssl_verify_cb);
         /* proxy_ssl_verify_depth, passed to OpenSSL as nginx does: depth N
          * allows N intermediates between the leaf and the trust anchor */
-        SSL_CTX_set_verify_depth(ctx, proxy_fault_on(PROXY_FAULT_IGNORE_DEPTH)
-            ? 1000 : lc->ssl_verify_depth);
+        SSL_CTX_set_verify_depth(
+            ctx, proxy_fault_on(PROXY_FAULT_IGNORE_DEPTH) ? 1000 : lc->ssl_verify_depth);
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
@@ -401,18 +413,18 @@ proxy_ssl_ctx_build(struct proxy_conf *conf, struct proxy_loc_conf *lc,
     /* proxy_ssl_session_reuse: sessions come to us through the new-session
      * callback only (TLS 1.3 tickets arrive after the handshake); OpenSSL's
      * internal store is not used, our cache is keyed per server+settings */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT
-        | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, proxy_ssl_session_new);
 
+    proxy_fault_ssl_ctx(ctx);
     lc->tls_key = proxy_ssl_settings_key(lc);
     return 0;
 }
 
 /* A new upstream connection's SSL object for one peer. */
 SSL *
-proxy_ssl_new(struct proxy_loc_conf *lc, const char *group, struct proxy_peer *peer,
-    char *err, size_t err_len)
+proxy_ssl_new(struct proxy_loc_conf *lc, const char *group, struct proxy_peer *peer, char *err,
+    size_t err_len)
 {
     struct proxy_ssl_data *d;
     SSL_SESSION *cached;
@@ -444,8 +456,8 @@ proxy_ssl_new(struct proxy_loc_conf *lc, const char *group, struct proxy_peer *p
         && !proxy_addr_is_ip_literal(name)) {
         if (SSL_set_tlsext_host_name(ssl, name) != 1) {
             uc_ssl_errors(ssl_err, sizeof(ssl_err));
-            snprintf(err, err_len, "SSL_set_tlsext_host_name(\"%s\") failed (SSL: %s)",
-                name, ssl_err);
+            snprintf(
+                err, err_len, "SSL_set_tlsext_host_name(\"%s\") failed (SSL: %s)", name, ssl_err);
             SSL_free(ssl);
             return NULL;
         }
@@ -491,8 +503,7 @@ proxy_ssl_new(struct proxy_loc_conf *lc, const char *group, struct proxy_peer *p
  * result of the handshake that made it; it never skips the check).
  */
 int
-proxy_ssl_check_after_handshake(SSL *ssl, struct proxy_loc_conf *lc, char *err,
-    size_t err_len)
+proxy_ssl_check_after_handshake(SSL *ssl, struct proxy_loc_conf *lc, char *err, size_t err_len)
 {
     struct proxy_ssl_data *d = SSL_get_ex_data(ssl, proxy_ssl_data_index);
     X509 *cert;
@@ -504,8 +515,8 @@ proxy_ssl_check_after_handshake(SSL *ssl, struct proxy_loc_conf *lc, char *err,
     if (!proxy_fault_on(PROXY_FAULT_SKIP_VERIFY)) {
         rc = SSL_get_verify_result(ssl);
         if (rc != X509_V_OK) {
-            snprintf(err, err_len, "upstream SSL certificate verify error: (%ld:%s)",
-                rc, X509_verify_cert_error_string(rc));
+            snprintf(err, err_len, "upstream SSL certificate verify error: (%ld:%s)", rc,
+                X509_verify_cert_error_string(rc));
             goto reject;
         }
     }
@@ -516,10 +527,11 @@ proxy_ssl_check_after_handshake(SSL *ssl, struct proxy_loc_conf *lc, char *err,
             goto reject;
         }
         if ((proxy_addr_is_ip_literal(lc->ssl_name_value)
-                ? X509_check_ip_asc(cert, lc->ssl_name_value, 0)
-                : X509_check_host(cert, lc->ssl_name_value, 0, 0, NULL)) != 1) {
-            snprintf(err, err_len, "upstream SSL certificate does not match \"%s\"",
-                lc->ssl_name_value);
+                    ? X509_check_ip_asc(cert, lc->ssl_name_value, 0)
+                    : X509_check_host(cert, lc->ssl_name_value, 0, 0, NULL))
+            != 1) {
+            snprintf(
+                err, err_len, "upstream SSL certificate does not match \"%s\"", lc->ssl_name_value);
             goto reject;
         }
     }

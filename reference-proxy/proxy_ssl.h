@@ -10,8 +10,8 @@
 /* Per-connection data hung on the SSL object. */
 struct proxy_ssl_data {
     struct proxy_loc_conf *lc;
-    char *key;                  /* session cache key */
-    int rejected;               /* post-handshake check failed */
+    char *key;    /* session cache key */
+    int rejected; /* post-handshake check failed */
 };
 
 /* the SSL ex_data index of struct proxy_ssl_data (proxy_ssl.c) */

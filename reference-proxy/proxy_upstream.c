@@ -58,8 +58,8 @@ proxy_upstream_attempt_forget(struct proxy_client *c)
 static void
 proxy_upstream_give_up(struct proxy_client *c)
 {
-    proxy_client_respond(c, proxy_fault_on(PROXY_FAULT_MASK_UPSTREAM_ERRORS)
-        ? 200 : c->req.fail_status, NULL, NULL);
+    proxy_client_respond(
+        c, proxy_fault_on(PROXY_FAULT_MASK_UPSTREAM_ERRORS) ? 200 : c->req.fail_status, NULL, NULL);
 }
 
 static int
@@ -89,8 +89,8 @@ proxy_upstream_fail(struct proxy_client *c, int ft, const char *fmt, ...)
      * u->peer.tries++": for an error only, not for a POST, LOCK or PATCH
      * already sent (ft_type then also has NON_IDEMPOTENT), and only where
      * proxy_next_upstream has error */
-    stale = u && u->reused && c->up.header_bytes == 0 && !c->up.got_status
-        && ft == PROXY_NEXT_ERROR && (c->req.loc->next_upstream & PROXY_NEXT_ERROR)
+    stale = u && u->reused && c->up.header_bytes == 0 && !c->up.got_status && ft == PROXY_NEXT_ERROR
+        && (c->req.loc->next_upstream & PROXY_NEXT_ERROR)
         && !(c->up.request_sent && !proxy_method_idempotent(c->req.method));
     proxy_client_log(c, stale ? PROXY_LOG_INFO : PROXY_LOG_ERR, "%s", msg);
     if (c->resp.started) {
@@ -185,8 +185,7 @@ proxy_upstream_connect_event_cb(struct bufferevent *bev, short what, void *arg)
     e = u->ssl ? bufferevent_get_openssl_error(bev) : 0;
     if (e) {
         ERR_error_string_n(e, ssl_err, sizeof(ssl_err));
-        if (u->ssl && SSL_get_verify_result(u->ssl) != X509_V_OK
-            && c->req.loc->ssl_verify) {
+        if (u->ssl && SSL_get_verify_result(u->ssl) != X509_V_OK && c->req.loc->ssl_verify) {
             long vr = SSL_get_verify_result(u->ssl);
 
             proxy_upstream_fail(c, PROXY_NEXT_ERROR,
@@ -195,8 +194,10 @@ proxy_upstream_connect_event_cb(struct bufferevent *bev, short what, void *arg)
                 vr, X509_verify_cert_error_string(vr), ssl_err);
             return;
         }
-        proxy_upstream_fail(c, PROXY_NEXT_ERROR, "SSL_do_handshake() failed (SSL: %s) while SSL "
-            "handshaking to upstream", ssl_err);
+        proxy_upstream_fail(c, PROXY_NEXT_ERROR,
+            "SSL_do_handshake() failed (SSL: %s) while SSL "
+            "handshaking to upstream",
+            ssl_err);
         return;
     }
     if ((what & BEV_EVENT_EOF) || saved == 0) {
@@ -205,8 +206,7 @@ proxy_upstream_connect_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     proxy_upstream_fail(c, PROXY_NEXT_ERROR,
-        "connect() failed (%d: %s) while connecting to upstream",
-        saved, strerror(saved));
+        "connect() failed (%d: %s) while connecting to upstream", saved, strerror(saved));
 }
 
 static void
@@ -232,7 +232,8 @@ proxy_upstream_next(struct proxy_client *c)
         /* servers left untried but down: nginx's NGX_HTTP_UPSTREAM_FT_NOLIVE,
          * a 502 whatever the previous attempt gave */
         if ((size_t) c->req.num_tried < ups->num_peers) {
-            proxy_client_log(c, PROXY_LOG_ERR, "no live upstreams while connecting to "
+            proxy_client_log(c, PROXY_LOG_ERR,
+                "no live upstreams while connecting to "
                 "upstream");
             c->req.fail_status = 502;
         }
@@ -266,8 +267,8 @@ proxy_upstream_next(struct proxy_client *c)
             proxy_upstream_fail(c, PROXY_NEXT_ERROR, "%s while SSL handshaking to upstream", err);
             return;
         }
-        u->bev = bufferevent_openssl_socket_new(c->w->base, -1, u->ssl,
-            BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+        u->bev = bufferevent_openssl_socket_new(
+            c->w->base, -1, u->ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
         if (u->bev == NULL) {
             proxy_upstream_fail(c, PROXY_NEXT_ERROR, "bufferevent_openssl_socket_new() failed");
             return;
@@ -276,8 +277,7 @@ proxy_upstream_next(struct proxy_client *c)
          * body; framed bodies still detect truncation by their length */
         bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
     } else {
-        u->bev = bufferevent_socket_new(c->w->base, -1,
-            BEV_OPT_CLOSE_ON_FREE);
+        u->bev = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
         if (u->bev == NULL) {
             proxy_upstream_fail(c, PROXY_NEXT_ERROR, "bufferevent_socket_new() failed");
             return;
@@ -287,16 +287,15 @@ proxy_upstream_next(struct proxy_client *c)
     u->timer = evtimer_new(c->w->base, proxy_upstream_connect_timeout_cb, c);
     tv = proxy_tv(lc->connect_timeout);
     evtimer_add(u->timer, &tv);
-    bufferevent_setcb(u->bev, proxy_upstream_connect_read_cb, NULL,
-        proxy_upstream_connect_event_cb, c);
+    bufferevent_setcb(
+        u->bev, proxy_upstream_connect_read_cb, NULL, proxy_upstream_connect_event_cb, c);
     bufferevent_enable(u->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(u->bev, (struct sockaddr *) &peer->addr,
-            (int) peer->addr_len) != 0) {
+    if (bufferevent_socket_connect(u->bev, (struct sockaddr *) &peer->addr, (int) peer->addr_len)
+        != 0) {
         int e = EVUTIL_SOCKET_ERROR();
 
         proxy_upstream_fail(c, PROXY_NEXT_ERROR,
-            "connect() failed (%d: %s) while connecting to upstream",
-            e, strerror(e));
+            "connect() failed (%d: %s) while connecting to upstream", e, strerror(e));
     }
 }
 
@@ -335,10 +334,15 @@ proxy_upstream_finish(struct proxy_client *c)
 static int
 proxy_upstream_test_next(struct proxy_client *c)
 {
-    static const struct { int status, bit; } next_errors[] = {
-        { 500, PROXY_NEXT_HTTP_500 }, { 502, PROXY_NEXT_HTTP_502 },
-        { 503, PROXY_NEXT_HTTP_503 }, { 504, PROXY_NEXT_HTTP_504 },
-        { 403, PROXY_NEXT_HTTP_403 }, { 404, PROXY_NEXT_HTTP_404 },
+    static const struct {
+        int status, bit;
+    } next_errors[] = {
+        { 500, PROXY_NEXT_HTTP_500 },
+        { 502, PROXY_NEXT_HTTP_502 },
+        { 503, PROXY_NEXT_HTTP_503 },
+        { 504, PROXY_NEXT_HTTP_504 },
+        { 403, PROXY_NEXT_HTTP_403 },
+        { 404, PROXY_NEXT_HTTP_404 },
         { 429, PROXY_NEXT_HTTP_429 },
     };
     struct proxy_upstream_conn *u = c->up.conn;
@@ -363,7 +367,7 @@ proxy_upstream_test_next(struct proxy_client *c)
     if (c->up.status != 403 && c->up.status != 404) {
         proxy_upstream_peer_fail(u->ups, u->peer_idx);
     }
-    proxy_upstream_conn_free(u);               /* its body is never read */
+    proxy_upstream_conn_free(u); /* its body is never read */
     c->up.conn = NULL;
     c->req.fail_status = c->up.status;
     proxy_upstream_attempt_forget(c);
@@ -474,7 +478,8 @@ proxy_upstream_read_cb(struct bufferevent *bev, void *arg)
         proxy_client_body_out(c, tmp);
         evbuffer_free(tmp);
         if (rc < 0) {
-            proxy_upstream_fail(c, PROXY_NEXT_ERROR, "upstream sent invalid chunked response while "
+            proxy_upstream_fail(c, PROXY_NEXT_ERROR,
+                "upstream sent invalid chunked response while "
                 "reading upstream");
             return;
         }
@@ -515,8 +520,8 @@ proxy_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct proxy_client *c = arg;
     struct proxy_upstream_conn *u = c->up.conn;
-    const char *phase = c->resp.started ? "reading upstream"
-        : "reading response header from upstream";
+    const char *phase =
+        c->resp.started ? "reading upstream" : "reading response header from upstream";
     unsigned long e;
     char ssl_err[512];
 
@@ -544,19 +549,18 @@ proxy_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
             proxy_upstream_finish(c);
             return;
         }
-        proxy_upstream_fail(c, PROXY_NEXT_ERROR,
-            "upstream prematurely closed connection while %s", phase);
+        proxy_upstream_fail(
+            c, PROXY_NEXT_ERROR, "upstream prematurely closed connection while %s", phase);
         return;
     }
     e = c->up.conn && c->up.conn->ssl ? bufferevent_get_openssl_error(bev) : 0;
     if (e) {
         ERR_error_string_n(e, ssl_err, sizeof(ssl_err));
-        proxy_upstream_fail(c, PROXY_NEXT_ERROR,
-            "SSL_read() failed (SSL: %s) while %s", ssl_err, phase);
+        proxy_upstream_fail(
+            c, PROXY_NEXT_ERROR, "SSL_read() failed (SSL: %s) while %s", ssl_err, phase);
         return;
     }
     e = (unsigned long) EVUTIL_SOCKET_ERROR();
-    proxy_upstream_fail(c, PROXY_NEXT_ERROR,
-        "recv() failed (%lu: %s) while %s", e, strerror((int) e),
-        phase);
+    proxy_upstream_fail(
+        c, PROXY_NEXT_ERROR, "recv() failed (%lu: %s) while %s", e, strerror((int) e), phase);
 }

@@ -18,32 +18,32 @@ struct proxy_set_item {
     size_t key_len;
     size_t value_len;
     int id;
-    int dynamic;                /* the value holds a $variable */
+    int dynamic; /* the value holds a $variable */
 };
 
 struct proxy_hdr_plan {
     struct proxy_set_item *items;
     size_t num;
-    unsigned known;             /* PROXY_HBIT of every recognised key set */
-    int has_other;              /* some set key is not a recognised one */
+    unsigned known; /* PROXY_HBIT of every recognised key set */
+    int has_other;  /* some set key is not a recognised one */
 };
 
 struct proxy_upstream_conn {
     struct proxy_worker *w;
     struct bufferevent *bev;
     SSL *ssl;
-    struct event *timer;        /* connect + handshake timeout */
+    struct event *timer; /* connect + handshake timeout */
     struct proxy_upstream *ups;
     size_t peer_idx;
-    const char *key;            /* keepalive cache key with peer_idx: the
+    const char *key; /* keepalive cache key with peer_idx: the
                                    location's TLS settings key or "plain" */
     struct proxy_client *client;
     int connected;
     int reused;
-    long read_ms, write_ms;     /* the timeouts now set on bev, 0: none */
-    struct event *closed_ev;    /* TLS: runs a close after the data before it */
-    short closed_what;          /* the BEV_EVENT_* flags of that close */
-    struct proxy_upstream_conn *next;  /* idle list */
+    long read_ms, write_ms;           /* the timeouts now set on bev, 0: none */
+    struct event *closed_ev;          /* TLS: runs a close after the data before it */
+    short closed_what;                /* the BEV_EVENT_* flags of that close */
+    struct proxy_upstream_conn *next; /* idle list */
 };
 
 /* Sets the upstream connection's timeouts when they change (an idle
@@ -77,8 +77,8 @@ void proxy_upstream_peer_fail(struct proxy_upstream *u, size_t idx);
 
 /* proxy_upstream_keepalive.c */
 void proxy_upstream_keepalive_put(struct proxy_upstream_conn *u);
-struct proxy_upstream_conn *proxy_upstream_keepalive_take(struct proxy_upstream *ups,
-    size_t peer_idx, const char *key);
+struct proxy_upstream_conn *
+proxy_upstream_keepalive_take(struct proxy_upstream *ups, size_t peer_idx, const char *key);
 void proxy_upstream_keepalive_drop_all(struct proxy_worker *w);
 
 /* proxy_http_proxy.c */

@@ -15,9 +15,8 @@
 /* Resolves "host:port" / "[v6]:port" / "host" (default port) with
  * getaddrinfo, as nginx does at start; every address becomes a peer. */
 int
-proxy_conf_resolve(const char *spec, int default_port, struct proxy_peer **peers,
-    size_t *num_peers, char *host_out, size_t host_len, int *port_out,
-    char *err, size_t err_len)
+proxy_conf_resolve(const char *spec, int default_port, struct proxy_peer **peers, size_t *num_peers,
+    char *host_out, size_t host_len, int *port_out, char *err, size_t err_len)
 {
     char host[256], port[16];
     const char *colon;
@@ -35,8 +34,8 @@ proxy_conf_resolve(const char *spec, int default_port, struct proxy_peer **peers
         colon = close[1] == ':' ? close + 1 : NULL;
     } else {
         colon = strrchr(spec, ':');
-        snprintf(host, sizeof(host), "%.*s",
-            (int) (colon ? (size_t) (colon - spec) : strlen(spec)), spec);
+        snprintf(host, sizeof(host), "%.*s", (int) (colon ? (size_t) (colon - spec) : strlen(spec)),
+            spec);
     }
     p = default_port;
     if (colon) {
@@ -85,8 +84,8 @@ proxy_conf_resolve(const char *spec, int default_port, struct proxy_peer **peers
 }
 
 static int
-proxy_conf_set_upstream_block(struct proxy_conf_parser *p,
-    const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
+proxy_conf_set_upstream_block(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_upstream *u, **tail;
     int rc;
@@ -112,8 +111,8 @@ proxy_conf_set_upstream_block(struct proxy_conf_parser *p,
 
 /* upstream { server ADDR [weight=N] [max_fails=N] [fail_timeout=T]; } */
 static int
-proxy_conf_set_upstream_server(struct proxy_conf_parser *p,
-    const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
+proxy_conf_set_upstream_server(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_upstream *u = conf;
     char msg[512];
@@ -139,8 +138,8 @@ proxy_conf_set_upstream_server(struct proxy_conf_parser *p,
             goto invalid;
         }
     }
-    if (proxy_conf_resolve(args[1], 80, &u->peers, &u->num_peers, NULL, 0, NULL,
-            msg, sizeof(msg)) != 0) {
+    if (proxy_conf_resolve(args[1], 80, &u->peers, &u->num_peers, NULL, 0, NULL, msg, sizeof(msg))
+        != 0) {
         proxy_conf_error(p, "%s", msg);
         return -1;
     }
@@ -196,8 +195,9 @@ proxy_conf_link_upstream(struct proxy_conf_parser *p, struct proxy_loc_conf *lc)
         } else {
             snprintf(spec, sizeof(spec), "%s:%d", lc->pass_host, port);
         }
-        if (proxy_conf_resolve(spec, port, &u->peers, &u->num_peers, NULL, 0, NULL,
-                msg, sizeof(msg)) != 0) {
+        if (proxy_conf_resolve(
+                spec, port, &u->peers, &u->num_peers, NULL, 0, NULL, msg, sizeof(msg))
+            != 0) {
             proxy_conf_post_error(p, lc->pass_file, lc->pass_line, "%s", msg);
             free(u->name);
             free(u);
@@ -214,8 +214,8 @@ proxy_conf_link_upstream(struct proxy_conf_parser *p, struct proxy_loc_conf *lc)
             ? proxy_xasprintf("[%s]:%d", lc->pass_host, lc->pass_port)
             : proxy_xasprintf("%s:%d", lc->pass_host, lc->pass_port);
     } else {
-        lc->proxy_host = strchr(lc->pass_host, ':')
-            ? proxy_xasprintf("[%s]", lc->pass_host) : proxy_xstrdup(lc->pass_host);
+        lc->proxy_host = strchr(lc->pass_host, ':') ? proxy_xasprintf("[%s]", lc->pass_host)
+                                                    : proxy_xstrdup(lc->pass_host);
     }
     return 0;
 }
@@ -225,6 +225,5 @@ static const struct proxy_cmd proxy_upstream_conf_commands[] = {
     { "server", PROXY_CTX_UPS, 1, 8, 0, proxy_conf_set_upstream_server, 0 },
 };
 
-const struct proxy_conf_module proxy_upstream_conf_module = {
-    "upstream", PROXY_CONF_CMDS(proxy_upstream_conf_commands), NULL, NULL
-};
+const struct proxy_conf_module proxy_upstream_conf_module = { "upstream",
+    PROXY_CONF_CMDS(proxy_upstream_conf_commands), NULL, NULL };

@@ -67,8 +67,8 @@ proxy_upstream_keepalive_put(struct proxy_upstream_conn *u)
         ups->num_idle--;
         proxy_upstream_conn_free(old);
     }
-    bufferevent_setcb(u->bev, proxy_upstream_keepalive_read_cb, NULL,
-        proxy_upstream_keepalive_event_cb, u);
+    bufferevent_setcb(
+        u->bev, proxy_upstream_keepalive_read_cb, NULL, proxy_upstream_keepalive_event_cb, u);
     /* the write timeout stays: no write is pending on an idle connection */
     proxy_upstream_conn_timeouts(u, PROXY_UPSTREAM_IDLE_TIMEOUT, u->write_ms);
     bufferevent_enable(u->bev, EV_READ);
@@ -107,8 +107,8 @@ proxy_upstream_keepalive_drop_all(struct proxy_worker *w)
 /* ---- configuration: keepalive N (the idle connections cached per upstream block) -- */
 
 static int
-proxy_upstream_keepalive_set(struct proxy_conf_parser *p,
-    const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
+proxy_upstream_keepalive_set(
+    struct proxy_conf_parser *p, const struct proxy_cmd *cmd, void *conf, char **args, int nargs)
 {
     struct proxy_upstream *u = conf;
 
@@ -118,8 +118,7 @@ proxy_upstream_keepalive_set(struct proxy_conf_parser *p,
     }
     if (proxy_conf_parse_int(args[1], &u->keepalive) != 0 || u->keepalive < 1) {
         u->keepalive = 0;
-        proxy_conf_error(p, "invalid value \"%s\" in \"%s\" directive", args[1],
-            cmd->name);
+        proxy_conf_error(p, "invalid value \"%s\" in \"%s\" directive", args[1], cmd->name);
         return -1;
     }
     return 0;
@@ -129,6 +128,5 @@ static const struct proxy_cmd proxy_upstream_keepalive_commands[] = {
     { "keepalive", PROXY_CTX_UPS, 1, 1, 0, proxy_upstream_keepalive_set, 0 },
 };
 
-const struct proxy_conf_module proxy_upstream_keepalive_module = {
-    "upstream_keepalive", PROXY_CONF_CMDS(proxy_upstream_keepalive_commands), NULL, NULL
-};
+const struct proxy_conf_module proxy_upstream_keepalive_module = { "upstream_keepalive",
+    PROXY_CONF_CMDS(proxy_upstream_keepalive_commands), NULL, NULL };

@@ -112,8 +112,7 @@ proxy_addr_is_ip_literal(const char *name)
 }
 
 void
-proxy_sockaddr_text(const struct sockaddr *sa, char *out, size_t out_len,
-    int with_port)
+proxy_sockaddr_text(const struct sockaddr *sa, char *out, size_t out_len, int with_port)
 {
     char host[INET6_ADDRSTRLEN];
     int port;

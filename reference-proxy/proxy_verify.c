@@ -37,7 +37,7 @@
 #include <time.h>
 
 #define PROXY_VMEMO_SLOTS 16
-#define PROXY_VMEMO_TTL   300
+#define PROXY_VMEMO_TTL 300
 
 struct proxy_vmemo_entry {
     unsigned char *key;
@@ -49,16 +49,15 @@ struct proxy_vmemo_entry {
 
 struct proxy_vmemo {
     struct proxy_vmemo_entry e[PROXY_VMEMO_SLOTS];
-    unsigned next;              /* the slot replaced next (round robin) */
-    unsigned char *buf;         /* the key being built */
+    unsigned next;      /* the slot replaced next (round robin) */
+    unsigned char *buf; /* the key being built */
     size_t buf_len, buf_size;
 };
 
 static int proxy_vmemo_index = -1;
 
 static void
-proxy_vmemo_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
-    long argl, void *argp)
+proxy_vmemo_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
     struct proxy_vmemo *m = ptr;
     size_t i;
@@ -150,7 +149,7 @@ proxy_vmemo_key(struct proxy_vmemo *m, X509_STORE_CTX *xs)
 static uint64_t
 proxy_vmemo_hash(const unsigned char *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;     /* FNV-1a: a pre-check only */
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a: a pre-check only */
 
     while (n--) {
         h = (h ^ *p++) * 1099511628211ULL;
@@ -270,8 +269,7 @@ proxy_vmemo_attach(SSL_CTX *ctx)
     struct proxy_vmemo *m;
 
     if (proxy_vmemo_index < 0) {
-        proxy_vmemo_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL,
-            proxy_vmemo_free);
+        proxy_vmemo_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, proxy_vmemo_free);
         if (proxy_vmemo_index < 0) {
             return -1;
         }

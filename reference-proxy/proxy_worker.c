@@ -97,7 +97,7 @@ proxy_worker_run(struct proxy_conf *conf, int worker_id, char *err, size_t err_l
             snprintf(err, err_len, "evconnlistener_new(%s) failed", l->text);
             goto end;
         }
-        l->fd = -1;     /* the listener owns it now */
+        l->fd = -1; /* the listener owns it now */
         w.num_listeners++;
     }
     w.sig_term = evsignal_new(w.base, SIGTERM, proxy_worker_signal_cb, &w);

@@ -37,7 +37,7 @@ BASE="build-essential pkg-config libssl-dev libevent-dev openssl python3 python3
 # libclang-rt-dev: the libFuzzer and sanitizer runtimes for clang (make
 # fuzz), only a Recommends of clang, which --no-install-recommends skips.
 # python3-jsonschema: the adapter protocol's and LimboResult's schema tests.
-TEST_TOOLS="wrk valgrind clang libclang-rt-dev chromium python3-jsonschema"
+TEST_TOOLS="wrk valgrind clang clang-format libclang-rt-dev chromium python3-jsonschema"
 SQUID_OPENSSL_DIR=build/deps/squid-openssl
 NODE_DIR=harness/node-http-proxy
 

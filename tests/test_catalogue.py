@@ -18,6 +18,12 @@ FAULT_SETTING = {
     "mask-upstream-errors": "(answer to an upstream failure)",
     "pass-truncated": "(framing of a cut-short body)",
     "cut-big-headers": "(answer to a too-big header block)",
+    # the upstream TLS client, for the faults family's TLS-layer scenarios
+    "fatal-post-handshake": "(post-handshake HelloRequest/KeyUpdate)",
+    "renegotiation-unverified": "(certificate of a renegotiation)",
+    "offer-x25519-only": "(HelloRetryRequest for another group)",
+    "strict-chain": "(chain order, duplicates, extras)",
+    "small-cert-list": "(a large certificate list)",
 }
 
 

@@ -16,8 +16,8 @@ from uptls import ROOT
 SCRIPT = os.path.join(ROOT, "tests", "install-deps.sh")
 DEBIAN_12 = ("build-essential pkg-config libssl-dev libevent-dev openssl python3 python3-pytest "
              "nginx-light libnginx-mod-stream haproxy apache2 caddy squid squid-openssl "
-             "trafficserver stunnel4 wrk valgrind clang libclang-rt-dev chromium python3-jsonschema")
-TOOLS_AND_OTHER_PROXIES = {"chromium", "valgrind", "clang", "libclang-rt-dev", "wrk", "haproxy",
+             "trafficserver stunnel4 wrk valgrind clang clang-format libclang-rt-dev chromium python3-jsonschema")
+TOOLS_AND_OTHER_PROXIES = {"chromium", "valgrind", "clang", "clang-format", "libclang-rt-dev", "wrk", "haproxy",
                            "apache2", "caddy", "squid", "trafficserver", "stunnel4"}
 
 

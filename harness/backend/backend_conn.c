@@ -35,7 +35,8 @@ enum run_result { RUN_WAIT, RUN_AGAIN, RUN_FREED };
 
 static void conn_run(struct backend_conn *c);
 
-static void conn_wait(struct backend_conn *c, int want)
+static void
+conn_wait(struct backend_conn *c, int want)
 {
     if (want & WANT_READ)
         event_add(c->rev, NULL);
@@ -47,30 +48,33 @@ static void conn_wait(struct backend_conn *c, int want)
         event_del(c->wev);
 }
 
-static void conn_arm_timer(struct backend_conn *c, long ms)
+static void
+conn_arm_timer(struct backend_conn *c, long ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
     evtimer_add(c->timer, &tv);
 }
 
-static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
+static void
+conn_io_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct backend_conn *c = arg;
 
-    (void)fd;
-    (void)what;
+    (void) fd;
+    (void) what;
     if (c->state != CONN_LINGER && !(c->closing && c->close_mode == CLOSE_RESET))
-        conn_arm_timer(c, (long)c->srv->cfg->idle_timeout * 1000);
+        conn_arm_timer(c, (long) c->srv->cfg->idle_timeout * 1000);
     conn_run(c);
 }
 
-static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct backend_conn *c = arg;
 
-    (void)fd;
-    (void)what;
+    (void) fd;
+    (void) what;
     if (c->state == CONN_LINGER) {
         backend_conn_close(c, c->close_reason ? c->close_reason : "server_close");
         return;
@@ -82,13 +86,14 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     backend_conn_close(c, "timeout");
 }
 
-static void conn_slow_cb(evutil_socket_t fd, short what, void *arg)
+static void
+conn_slow_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct backend_conn *c = arg;
     unsigned char byte;
 
-    (void)fd;
-    (void)what;
+    (void) fd;
+    (void) what;
     if (evbuffer_remove(c->slow, &byte, 1) == 1)
         evbuffer_add(c->out, &byte, 1);
     if (evbuffer_get_length(c->slow) == 0)
@@ -96,15 +101,17 @@ static void conn_slow_cb(evutil_socket_t fd, short what, void *arg)
     conn_run(c);
 }
 
-void backend_conn_start_slow(struct backend_conn *c)
+void
+backend_conn_start_slow(struct backend_conn *c)
 {
-    struct timeval tv = {0, SLOW_STEP_MS * 1000};
+    struct timeval tv = { 0, SLOW_STEP_MS * 1000 };
 
     if (!event_pending(c->slow_timer, EV_TIMEOUT, NULL))
         event_add(c->slow_timer, &tv);
 }
 
-static void conn_log_accept(struct backend_conn *c, const struct sockaddr *sa)
+static void
+conn_log_accept(struct backend_conn *c, const struct sockaddr *sa)
 {
     struct uc_json *jw = backend_log_begin(&c->srv->log, "accept", c->id);
     char addr[INET6_ADDRSTRLEN] = "?";
@@ -119,13 +126,14 @@ static void conn_log_accept(struct backend_conn *c, const struct sockaddr *sa)
     backend_log_end(&c->srv->log);
 }
 
-void backend_conn_accept(struct backend_server *srv, int fd, const struct sockaddr *sa, int salen)
+void
+backend_conn_accept(struct backend_server *srv, int fd, const struct sockaddr *sa, int salen)
 {
     struct backend_conn *c = calloc(1, sizeof(*c));
     uint64_t faults = srv->cfg->faults;
     int one = 1;
 
-    (void)salen;
+    (void) salen;
     if (c == NULL) {
         close(fd);
         return;
@@ -144,8 +152,8 @@ void backend_conn_accept(struct backend_server *srv, int fd, const struct sockad
     if (srv->conns)
         srv->conns->prev = c;
     srv->conns = c;
-    if (c->rev == NULL || c->wev == NULL || c->timer == NULL || c->slow_timer == NULL ||
-        c->in == NULL || c->out == NULL || c->slow == NULL) {
+    if (c->rev == NULL || c->wev == NULL || c->timer == NULL || c->slow_timer == NULL
+        || c->in == NULL || c->out == NULL || c->slow == NULL) {
         backend_conn_close(c, "error out of memory");
         return;
     }
@@ -159,21 +167,26 @@ void backend_conn_accept(struct backend_server *srv, int fd, const struct sockad
         c->state = CONN_NON_TLS;
     } else {
         c->ssl = SSL_new(srv->ctx);
-        if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1 ||
-            SSL_set_ex_data(c->ssl, backend_tls_conn_index(), c) != 1) {
+        if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1
+            || SSL_set_ex_data(c->ssl, backend_tls_conn_index(), c) != 1) {
             ERR_clear_error();
             backend_conn_close(c, "error SSL_new failed");
             return;
         }
         SSL_set_accept_state(c->ssl);
+        if (backend_fault_flight_on(faults) && backend_fault_flight_start(c) != 0) {
+            backend_conn_close(c, "error out of memory");
+            return;
+        }
         c->state = CONN_HANDSHAKE;
     }
-    conn_arm_timer(c, (long)srv->cfg->idle_timeout * 1000);
+    conn_arm_timer(c, (long) srv->cfg->idle_timeout * 1000);
     conn_run(c);
 }
 
 /* The first queued OpenSSL error (or the errno / EOF cause) as one string. */
-static void conn_error_string(int ssl_err, int ret, char *out, size_t out_len)
+static void
+conn_error_string(int ssl_err, int ret, char *out, size_t out_len)
 {
     unsigned long e = ERR_peek_error();
 
@@ -189,7 +202,8 @@ static void conn_error_string(int ssl_err, int ret, char *out, size_t out_len)
     ERR_clear_error();
 }
 
-void backend_conn_close(struct backend_conn *c, const char *reason)
+void
+backend_conn_close(struct backend_conn *c, const char *reason)
 {
     struct backend_server *srv = c->srv;
     struct uc_json *jw;
@@ -203,7 +217,7 @@ void backend_conn_close(struct backend_conn *c, const char *reason)
     uc_json_key(jw, "reason");
     uc_json_str(jw, reason);
     uc_json_key(jw, "requests");
-    uc_json_int(jw, (long long)c->num_requests);
+    uc_json_int(jw, (long long) c->num_requests);
     uc_json_key(jw, "clean");
     uc_json_bool(jw, c->got_close_notify);
     backend_log_end(&srv->log);
@@ -224,7 +238,7 @@ void backend_conn_close(struct backend_conn *c, const char *reason)
         SSL_free(c->ssl);
     }
     if (c->close_mode == CLOSE_RESET && c->closing) {
-        struct linger lg = {1, 0};
+        struct linger lg = { 1, 0 };
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
     if (c->fd >= 0)
@@ -243,6 +257,10 @@ void backend_conn_close(struct backend_conn *c, const char *reason)
         evbuffer_free(c->out);
     if (c->slow)
         evbuffer_free(c->slow);
+    if (c->raw_timer)
+        event_free(c->raw_timer);
+    if (c->raw)
+        evbuffer_free(c->raw);
     ERR_clear_error();
     free(c);
 }
@@ -251,7 +269,8 @@ void backend_conn_close(struct backend_conn *c, const char *reason)
  * Reads and drops plaintext bytes until the peer closes (stall-handshake,
  * and the linger after non-tls). eof_reason goes into the close line.
  */
-static enum run_result conn_drain_raw(struct backend_conn *c, const char *eof_reason)
+static enum run_result
+conn_drain_raw(struct backend_conn *c, const char *eof_reason)
 {
     char buf[4096];
 
@@ -277,7 +296,8 @@ static enum run_result conn_drain_raw(struct backend_conn *c, const char *eof_re
 }
 
 /* non-tls: answer the first bytes (the ClientHello) with plaintext HTTP. */
-static enum run_result conn_run_non_tls(struct backend_conn *c)
+static enum run_result
+conn_run_non_tls(struct backend_conn *c)
 {
     const char *name = c->srv->cfg->name;
     char buf[4096];
@@ -297,12 +317,12 @@ static enum run_result conn_run_non_tls(struct backend_conn *c)
     }
     blen = snprintf(body, sizeof(body), "plaintext backend=%s conn=%lu\n", name, c->id);
     len = snprintf(resp, sizeof(resp),
-                   "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                   "X-Uptls-Backend: %s\r\nConnection: close\r\n\r\n%s",
-                   blen, name, body);
-    backend_tls_observe_handshake_fail(c, "not attempted: answered in plaintext (fault non-tls)",
-                                       "none");
-    if (len > 0 && send(c->fd, resp, (size_t)len, MSG_NOSIGNAL) < 0) {
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+        "X-Uptls-Backend: %s\r\nConnection: close\r\n\r\n%s",
+        blen, name, body);
+    backend_tls_observe_handshake_fail(
+        c, "not attempted: answered in plaintext (fault non-tls)", "none");
+    if (len > 0 && send(c->fd, resp, (size_t) len, MSG_NOSIGNAL) < 0) {
         backend_conn_close(c, "fault non-tls (send failed)");
         return RUN_FREED;
     }
@@ -314,7 +334,8 @@ static enum run_result conn_run_non_tls(struct backend_conn *c)
     return conn_drain_raw(c, "fault non-tls");
 }
 
-static enum run_result conn_run_handshake(struct backend_conn *c)
+static enum run_result
+conn_run_handshake(struct backend_conn *c)
 {
     char what[256];
     char reason[300];
@@ -322,9 +343,18 @@ static enum run_result conn_run_handshake(struct backend_conn *c)
 
     ERR_clear_error();
     r = SSL_do_handshake(c->ssl);
+    if (c->raw != NULL)
+        backend_fault_flight_step(c, r == 1);
     if (r == 1) {
         c->handshake_done = 1;
         backend_tls_observe_handshake_ok(c);
+        if (c->srv->cfg->faults & BACKEND_FAULT_RESET_AFTER_HANDSHAKE) {
+            /* reset-after-handshake: RST before a byte of the request is read */
+            c->closing = 1;
+            c->close_mode = CLOSE_RESET;
+            backend_conn_close(c, "fault reset-after-handshake");
+            return RUN_FREED;
+        }
         c->state = CONN_ACTIVE;
         return RUN_AGAIN;
     }
@@ -357,7 +387,8 @@ static enum run_result conn_run_handshake(struct backend_conn *c)
 }
 
 /* How a connection ends once its last response is written. */
-static enum run_result conn_finish(struct backend_conn *c)
+static enum run_result
+conn_finish(struct backend_conn *c)
 {
     int r, e;
 
@@ -398,7 +429,8 @@ static enum run_result conn_finish(struct backend_conn *c)
 }
 
 /* After our close_notify: read and drop until the peer's close_notify or EOF. */
-static enum run_result conn_run_linger(struct backend_conn *c)
+static enum run_result
+conn_run_linger(struct backend_conn *c)
 {
     unsigned char buf[16384];
     const char *reason = c->close_reason ? c->close_reason : "server_close";
@@ -425,7 +457,8 @@ static enum run_result conn_run_linger(struct backend_conn *c)
     }
 }
 
-static enum run_result conn_run_active(struct backend_conn *c)
+static enum run_result
+conn_run_active(struct backend_conn *c)
 {
     unsigned char buf[16384];
     char what[256];
@@ -433,17 +466,31 @@ static enum run_result conn_run_active(struct backend_conn *c)
     int want = 0;
     int r, e;
 
-    while (evbuffer_get_length(c->out) > 0) {
+    if (c->raw != NULL && backend_fault_flight_step(c, 1)) {
+        conn_wait(c, 0); /* captured handshake bytes still on their way */
+        return RUN_WAIT;
+    }
+    /* fault_hold: renegotiate-other-cert writes nothing until it is done */
+    while (!c->fault_hold
+        && (evbuffer_get_length(c->out) > 0 || (c->fault_armed && c->fault_at == 0))) {
         size_t n = evbuffer_get_length(c->out);
         unsigned char *data;
 
+        if (c->fault_armed && c->fault_at == 0) {
+            backend_fault_tls_act(c);
+            continue;
+        }
         if (n > sizeof(buf))
             n = sizeof(buf);
-        data = evbuffer_pullup(c->out, (ssize_t)n);
+        if (c->fault_armed && n > c->fault_at)
+            n = c->fault_at;
+        data = evbuffer_pullup(c->out, (ssize_t) n);
         ERR_clear_error();
-        r = SSL_write(c->ssl, data, (int)n);
+        r = SSL_write(c->ssl, data, (int) n);
         if (r > 0) {
-            evbuffer_drain(c->out, (size_t)r);
+            evbuffer_drain(c->out, (size_t) r);
+            if (c->fault_armed)
+                c->fault_at -= (size_t) r;
             continue;
         }
         e = SSL_get_error(c->ssl, r);
@@ -460,7 +507,7 @@ static enum run_result conn_run_active(struct backend_conn *c)
         backend_conn_close(c, reason);
         return RUN_FREED;
     }
-    if (c->closing) {
+    if (c->closing && !c->fault_hold) {
         if (evbuffer_get_length(c->out) == 0 && evbuffer_get_length(c->slow) == 0)
             return conn_finish(c);
         /* Still writing (or slow-response still feeding): no more reads. */
@@ -475,11 +522,13 @@ static enum run_result conn_run_active(struct backend_conn *c)
     ERR_clear_error();
     r = SSL_read(c->ssl, buf, sizeof(buf));
     if (r > 0) {
-        evbuffer_add(c->in, buf, (size_t)r);
+        evbuffer_add(c->in, buf, (size_t) r);
         backend_http_process(c);
         return RUN_AGAIN;
     }
     e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ && backend_fault_tls_hold_ended(c))
+        return RUN_AGAIN;
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
         want |= e == SSL_ERROR_WANT_READ ? WANT_READ : WANT_WRITE;
         conn_wait(c, want);
@@ -502,7 +551,8 @@ static enum run_result conn_run_active(struct backend_conn *c)
     return RUN_FREED;
 }
 
-static void conn_run(struct backend_conn *c)
+static void
+conn_run(struct backend_conn *c)
 {
     enum run_result res;
 

@@ -19,18 +19,21 @@
 #define MAX_BODY (16L * 1024 * 1024)
 #define HUGE_HEADER_FILLER 80 /* huge-headers: 80 headers of 1000 bytes */
 
-static int is_tchar(unsigned char c)
+static int
+is_tchar(unsigned char c)
 {
     return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static int token_eq(const char *s, size_t len, const char *lit)
+static int
+token_eq(const char *s, size_t len, const char *lit)
 {
     return strlen(lit) == len && strncasecmp(s, lit, len) == 0;
 }
 
 /* Does the comma-separated list hold tok (case-insensitive)? */
-static int list_has(const char *s, size_t len, const char *tok)
+static int
+list_has(const char *s, size_t len, const char *tok)
 {
     size_t i = 0;
 
@@ -51,7 +54,8 @@ static int list_has(const char *s, size_t len, const char *tok)
 }
 
 /* The last transfer coding of a Transfer-Encoding value. */
-static int te_is_chunked(const char *s, size_t len)
+static int
+te_is_chunked(const char *s, size_t len)
 {
     size_t end = len, start;
 
@@ -69,9 +73,9 @@ static int te_is_chunked(const char *s, size_t len)
  * Parses the chunked body at p (len bytes available). Returns HTTP_DONE with
  * *out_consumed and *out_body_len, HTTP_NEED_MORE, or HTTP_BAD.
  */
-static enum http_parse_result parse_chunked(const char *p, size_t len, size_t *out_consumed,
-                                            size_t *out_body_len, size_t *out_need,
-                                            const char **out_err)
+static enum http_parse_result
+parse_chunked(const char *p, size_t len, size_t *out_consumed, size_t *out_body_len,
+    size_t *out_need, const char **out_err)
 {
     size_t i = 0, body = 0;
 
@@ -82,13 +86,14 @@ static enum http_parse_result parse_chunked(const char *p, size_t len, size_t *o
         if (eol == NULL)
             return len - i > 1024 ? (*out_err = "chunk size line too long", HTTP_BAD)
                                   : HTTP_NEED_MORE;
-        while (p + i < eol && isxdigit((unsigned char)p[i])) {
-            int d = isdigit((unsigned char)p[i]) ? p[i] - '0' : (tolower((unsigned char)p[i]) - 'a' + 10);
-            if (size > ((size_t)MAX_BODY >> 4)) {
+        while (p + i < eol && isxdigit((unsigned char) p[i])) {
+            int d = isdigit((unsigned char) p[i]) ? p[i] - '0'
+                                                  : (tolower((unsigned char) p[i]) - 'a' + 10);
+            if (size > ((size_t) MAX_BODY >> 4)) {
                 *out_err = "chunk too large";
                 return HTTP_BAD;
             }
-            size = size * 16 + (size_t)d;
+            size = size * 16 + (size_t) d;
             digits++;
             i++;
         }
@@ -101,23 +106,23 @@ static enum http_parse_result parse_chunked(const char *p, size_t len, size_t *o
             *out_err = "chunk size line without CRLF";
             return HTTP_BAD;
         }
-        i = (size_t)(eol - p) + 1;
+        i = (size_t) (eol - p) + 1;
         if (size == 0) {
             /* trailer section: lines until an empty one */
             for (;;) {
                 eol = memchr(p + i, '\n', len - i);
                 if (eol == NULL)
                     return HTTP_NEED_MORE;
-                if ((size_t)(eol - (p + i)) == 1 && p[i] == '\r') {
-                    *out_consumed = (size_t)(eol - p) + 1;
+                if ((size_t) (eol - (p + i)) == 1 && p[i] == '\r') {
+                    *out_consumed = (size_t) (eol - p) + 1;
                     *out_body_len = body;
                     return HTTP_DONE;
                 }
-                i = (size_t)(eol - p) + 1;
+                i = (size_t) (eol - p) + 1;
             }
         }
         body += size;
-        if (body > (size_t)MAX_BODY) {
+        if (body > (size_t) MAX_BODY) {
             *out_err = "body too large";
             return HTTP_BAD;
         }
@@ -137,9 +142,9 @@ static enum http_parse_result parse_chunked(const char *p, size_t len, size_t *o
  * Parses one request at the front of p. On HTTP_BAD sets *out_status and
  * *out_err. The request's pointers point into p.
  */
-enum http_parse_result backend_http_parse_request(const char *p, size_t len,
-                                                  struct http_request *req, int *out_status,
-                                                  size_t *out_need, const char **out_err)
+enum http_parse_result
+backend_http_parse_request(const char *p, size_t len, struct http_request *req, int *out_status,
+    size_t *out_need, const char **out_err)
 {
     const char *end, *line, *eol, *sp1, *sp2;
     size_t scan = len < MAX_HEADER_BYTES + 4 ? len : MAX_HEADER_BYTES + 4;
@@ -159,7 +164,7 @@ enum http_parse_result backend_http_parse_request(const char *p, size_t len,
         }
         return HTTP_NEED_MORE;
     }
-    req->head_len = (size_t)(end - p) + 4;
+    req->head_len = (size_t) (end - p) + 4;
 
     /* request line: METHOD SP TARGET SP HTTP/x.y CRLF */
     eol = memchr(p, '\r', req->head_len);
@@ -167,32 +172,32 @@ enum http_parse_result backend_http_parse_request(const char *p, size_t len,
         *out_err = "bad request line";
         return HTTP_BAD;
     }
-    sp1 = memchr(p, ' ', (size_t)(eol - p));
-    sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+    sp1 = memchr(p, ' ', (size_t) (eol - p));
+    sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t) (eol - sp1 - 1)) : NULL;
     if (sp1 == NULL || sp2 == NULL || sp1 == p || sp2 == sp1 + 1) {
         *out_err = "bad request line";
         return HTTP_BAD;
     }
     for (const char *q = p; q < sp1; q++) {
-        if (!is_tchar((unsigned char)*q)) {
+        if (!is_tchar((unsigned char) *q)) {
             *out_err = "bad method";
             return HTTP_BAD;
         }
     }
     for (const char *q = sp1 + 1; q < sp2; q++) {
-        if ((unsigned char)*q <= 0x20 || (unsigned char)*q == 0x7f) {
+        if ((unsigned char) *q <= 0x20 || (unsigned char) *q == 0x7f) {
             *out_err = "bad request target";
             return HTTP_BAD;
         }
     }
     req->method = p;
-    req->method_len = (size_t)(sp1 - p);
+    req->method_len = (size_t) (sp1 - p);
     req->target = sp1 + 1;
-    req->target_len = (size_t)(sp2 - sp1 - 1);
+    req->target_len = (size_t) (sp2 - sp1 - 1);
     req->version = sp2 + 1;
-    req->version_len = (size_t)(eol - sp2 - 1);
-    if (!(req->version_len == 8 && memcmp(req->version, "HTTP/1.", 7) == 0 &&
-          (req->version[7] == '0' || req->version[7] == '1'))) {
+    req->version_len = (size_t) (eol - sp2 - 1);
+    if (!(req->version_len == 8 && memcmp(req->version, "HTTP/1.", 7) == 0
+            && (req->version[7] == '0' || req->version[7] == '1'))) {
         *out_err = "bad HTTP version";
         if (req->version_len == 8 && memcmp(req->version, "HTTP/", 5) == 0)
             *out_status = 505;
@@ -205,7 +210,7 @@ enum http_parse_result backend_http_parse_request(const char *p, size_t len,
         const char *colon, *v, *ve;
         struct http_header *h;
 
-        eol = memchr(line, '\r', (size_t)(end + 2 - line));
+        eol = memchr(line, '\r', (size_t) (end + 2 - line));
         if (eol == NULL || eol[1] != '\n') {
             *out_err = "bare CR or LF in header";
             return HTTP_BAD;
@@ -215,14 +220,14 @@ enum http_parse_result backend_http_parse_request(const char *p, size_t len,
             *out_err = "more than 100 header fields";
             return HTTP_BAD;
         }
-        colon = memchr(line, ':', (size_t)(eol - line));
+        colon = memchr(line, ':', (size_t) (eol - line));
         if (colon == NULL || colon == line) {
             *out_err = line[0] == ' ' || line[0] == '\t' ? "obsolete line folding"
-                                                        : "header line without a name";
+                                                         : "header line without a name";
             return HTTP_BAD;
         }
         for (const char *q = line; q < colon; q++) {
-            if (!is_tchar((unsigned char)*q)) {
+            if (!is_tchar((unsigned char) *q)) {
                 *out_err = "bad header name";
                 return HTTP_BAD;
             }
@@ -241,9 +246,9 @@ enum http_parse_result backend_http_parse_request(const char *p, size_t len,
         }
         h = &req->headers[req->num_headers++];
         h->name = line;
-        h->name_len = (size_t)(colon - line);
+        h->name_len = (size_t) (colon - line);
         h->value = v;
-        h->value_len = (size_t)(ve - v);
+        h->value_len = (size_t) (ve - v);
 
         if (token_eq(h->name, h->name_len, "content-length")) {
             long long cl = 0;
@@ -252,7 +257,7 @@ enum http_parse_result backend_http_parse_request(const char *p, size_t len,
                 return HTTP_BAD;
             }
             for (size_t k = 0; k < h->value_len; k++) {
-                if (!isdigit((unsigned char)h->value[k])) {
+                if (!isdigit((unsigned char) h->value[k])) {
                     *out_err = "bad Content-Length";
                     return HTTP_BAD;
                 }
@@ -291,15 +296,15 @@ enum http_parse_result backend_http_parse_request(const char *p, size_t len,
 
     if (req->chunked) {
         size_t consumed = 0, need = 0;
-        enum http_parse_result r = parse_chunked(p + req->head_len, len - req->head_len,
-                                                 &consumed, &req->body_len, &need, out_err);
+        enum http_parse_result r = parse_chunked(
+            p + req->head_len, len - req->head_len, &consumed, &req->body_len, &need, out_err);
         if (r == HTTP_NEED_MORE && need > 0)
             *out_need = req->head_len + need;
         if (r != HTTP_DONE)
             return r;
         req->total_len = req->head_len + consumed;
     } else {
-        size_t cl = req->content_length > 0 ? (size_t)req->content_length : 0;
+        size_t cl = req->content_length > 0 ? (size_t) req->content_length : 0;
         if (len - req->head_len < cl) {
             *out_need = req->head_len + cl;
             return HTTP_NEED_MORE;
@@ -310,13 +315,13 @@ enum http_parse_result backend_http_parse_request(const char *p, size_t len,
     return HTTP_DONE;
 }
 
-static void log_request(struct backend_conn *c, const struct http_request *req, int status,
-                        const char *err)
+static void
+log_request(struct backend_conn *c, const struct http_request *req, int status, const char *err)
 {
     struct uc_json *jw = backend_log_begin(&c->srv->log, "request", c->id);
 
     uc_json_key(jw, "req");
-    uc_json_int(jw, (long long)c->num_requests);
+    uc_json_int(jw, (long long) c->num_requests);
     uc_json_key(jw, "method");
     if (req->method)
         uc_json_strn(jw, req->method, req->method_len);
@@ -342,7 +347,7 @@ static void log_request(struct backend_conn *c, const struct http_request *req, 
     }
     uc_json_arr_end(jw);
     uc_json_key(jw, "body_len");
-    uc_json_int(jw, (long long)req->body_len);
+    uc_json_int(jw, (long long) req->body_len);
     uc_json_key(jw, "status");
     uc_json_int(jw, status);
     if (err != NULL) {
@@ -352,7 +357,8 @@ static void log_request(struct backend_conn *c, const struct http_request *req, 
     backend_log_end(&c->srv->log);
 }
 
-static const char *status_text(int status)
+static const char *
+status_text(int status)
 {
     switch (status) {
     case 200:
@@ -373,7 +379,8 @@ static const char *status_text(int status)
 }
 
 /* Appends one response to c->out (or c->slow), as the faults say. */
-static void respond(struct backend_conn *c, int status, int head_only, int conn_close)
+static void
+respond(struct backend_conn *c, int status, int head_only, int conn_close)
 {
     const struct backend_config *cfg = c->srv->cfg;
     uint64_t faults = cfg->faults;
@@ -381,10 +388,11 @@ static void respond(struct backend_conn *c, int status, int head_only, int conn_
     char body[256];
     int body_len;
     long announced;
+    size_t start = evbuffer_get_length(dst), body_start;
 
     if (status == 200)
-        body_len = snprintf(body, sizeof(body), "backend=%s conn=%lu req=%lu\n", cfg->name,
-                            c->id, c->num_requests);
+        body_len = snprintf(
+            body, sizeof(body), "backend=%s conn=%lu req=%lu\n", cfg->name, c->id, c->num_requests);
     else
         body_len = snprintf(body, sizeof(body), "%d %s\n", status, status_text(status));
     announced = body_len;
@@ -392,9 +400,9 @@ static void respond(struct backend_conn *c, int status, int head_only, int conn_
         announced = 1000;
 
     evbuffer_add_printf(dst,
-                        "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %ld\r\n"
-                        "X-Uptls-Backend: %s\r\nX-Uptls-Conn: %lu\r\n",
-                        status, status_text(status), announced, cfg->name, c->id);
+        "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %ld\r\n"
+        "X-Uptls-Backend: %s\r\nX-Uptls-Conn: %lu\r\n",
+        status, status_text(status), announced, cfg->name, c->id);
     if (status == 200 && (faults & BACKEND_FAULT_HUGE_HEADERS)) {
         char filler[1001];
         memset(filler, 'x', 1000);
@@ -405,6 +413,9 @@ static void respond(struct backend_conn *c, int status, int head_only, int conn_
     if (conn_close)
         evbuffer_add_printf(dst, "Connection: close\r\n");
     evbuffer_add(dst, "\r\n", 2);
+    body_start = evbuffer_get_length(dst);
+    if (status == 200 && dst == c->out && !head_only)
+        backend_fault_tls_arm(c, start, body_start, (size_t) body_len);
 
     if (status == 200 && (faults & BACKEND_FAULT_RESET_AFTER_HEADERS)) {
         c->closing = 1;
@@ -420,7 +431,7 @@ static void respond(struct backend_conn *c, int status, int head_only, int conn_
         c->close_reason = "fault truncate-body";
     } else {
         if (!head_only)
-            evbuffer_add(dst, body, (size_t)body_len);
+            evbuffer_add(dst, body, (size_t) body_len);
         if (conn_close) {
             c->closing = 1;
             c->close_mode = CLOSE_CLEAN;
@@ -430,12 +441,13 @@ static void respond(struct backend_conn *c, int status, int head_only, int conn_
         backend_conn_start_slow(c);
 }
 
-void backend_http_process(struct backend_conn *c)
+void
+backend_http_process(struct backend_conn *c)
 {
-    while (!c->closing && evbuffer_get_length(c->in) > 0 &&
-           evbuffer_get_length(c->in) >= c->http_need) {
+    while (!c->closing && evbuffer_get_length(c->in) > 0
+        && evbuffer_get_length(c->in) >= c->http_need) {
         size_t len = evbuffer_get_length(c->in);
-        const char *p = (const char *)evbuffer_pullup(c->in, -1);
+        const char *p = (const char *) evbuffer_pullup(c->in, -1);
         struct http_request req;
         const char *err = NULL;
         int status = 400;
@@ -472,8 +484,8 @@ void backend_http_process(struct backend_conn *c)
             return;
         }
         log_request(c, &req, 200, NULL);
-        conn_close = req.conn_close || c->srv->cfg->close_after_response ||
-                     (req.version[7] == '0' && !req.conn_keep_alive);
+        conn_close = req.conn_close || c->srv->cfg->close_after_response
+            || (req.version[7] == '0' && !req.conn_keep_alive);
         if (conn_close)
             c->close_reason = "server_close";
         respond(c, 200, token_eq(req.method, req.method_len, "HEAD"), conn_close);

@@ -15,16 +15,18 @@
 #include "../common/uc_io.h"
 #include "backend.h"
 
-double backend_now(void)
+double
+backend_now(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-int backend_log_open(struct backend_log *log, const char *path, const char *name, char *err,
-                     size_t err_len)
+int
+backend_log_open(
+    struct backend_log *log, const char *path, const char *name, char *err, size_t err_len)
 {
     memset(log, 0, sizeof(*log));
     log->name = name;
@@ -45,7 +47,8 @@ int backend_log_open(struct backend_log *log, const char *path, const char *name
     return 0;
 }
 
-void backend_log_close(struct backend_log *log)
+void
+backend_log_close(struct backend_log *log)
 {
     if (log == NULL)
         return;
@@ -55,8 +58,8 @@ void backend_log_close(struct backend_log *log)
     uc_json_dispose(&log->jw);
 }
 
-struct uc_json *backend_log_begin(struct backend_log *log, const char *event,
-                                  unsigned long conn)
+struct uc_json *
+backend_log_begin(struct backend_log *log, const char *event, unsigned long conn)
 {
     struct uc_json *jw = &log->jw;
 
@@ -68,18 +71,19 @@ struct uc_json *backend_log_begin(struct backend_log *log, const char *event,
     uc_json_str(jw, log->name);
     if (log->listener != 0) {
         uc_json_key(jw, "listener");
-        uc_json_int(jw, (long long)log->listener);
+        uc_json_int(jw, (long long) log->listener);
     }
     if (conn != 0) {
         uc_json_key(jw, "conn");
-        uc_json_int(jw, (long long)conn);
+        uc_json_int(jw, (long long) conn);
     }
     uc_json_key(jw, "t");
     uc_json_double(jw, backend_now() - log->t0);
     return jw;
 }
 
-void backend_log_end(struct backend_log *log)
+void
+backend_log_end(struct backend_log *log)
 {
     struct uc_json *jw = &log->jw;
 
@@ -87,5 +91,5 @@ void backend_log_end(struct backend_log *log)
     uc_buf_putc(&jw->buf, '\n');
     if (jw->buf.failed || log->fd < 0)
         return;
-    (void)uc_write_all(log->fd, jw->buf.data, jw->buf.len);
+    (void) uc_write_all(log->fd, jw->buf.data, jw->buf.len);
 }

@@ -36,31 +36,37 @@ struct reader {
     size_t err_len;
 };
 
-static int fail(struct reader *r, const char *what)
+static int
+fail(struct reader *r, const char *what)
 {
     snprintf(r->err, r->err_len, "bad JSON at column %zu: %s", r->pos + 1, what);
     return -1;
 }
 
-static void skip_ws(struct reader *r)
+static void
+skip_ws(struct reader *r)
 {
-    while (r->pos < r->len && (r->s[r->pos] == ' ' || r->s[r->pos] == '\t' ||
-                               r->s[r->pos] == '\r' || r->s[r->pos] == '\n'))
+    while (r->pos < r->len
+        && (r->s[r->pos] == ' ' || r->s[r->pos] == '\t' || r->s[r->pos] == '\r'
+            || r->s[r->pos] == '\n'))
         r->pos++;
 }
 
-static int peek(struct reader *r)
+static int
+peek(struct reader *r)
 {
-    return r->pos < r->len ? (unsigned char)r->s[r->pos] : -1;
+    return r->pos < r->len ? (unsigned char) r->s[r->pos] : -1;
 }
 
-static int put(struct reader *r, const char *p, size_t n)
+static int
+put(struct reader *r, const char *p, size_t n)
 {
     uc_buf_put(&r->buf, p, n);
     return r->buf.failed ? fail(r, "out of memory") : 0;
 }
 
-static int hex4(struct reader *r, unsigned *out)
+static int
+hex4(struct reader *r, unsigned *out)
 {
     unsigned v = 0;
 
@@ -70,11 +76,11 @@ static int hex4(struct reader *r, unsigned *out)
         char c = r->s[r->pos++];
         v <<= 4;
         if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
+            v |= (unsigned) (c - '0');
         else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
+            v |= (unsigned) (c - 'a' + 10);
         else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
+            v |= (unsigned) (c - 'A' + 10);
         else
             return fail(r, "bad \\u escape");
     }
@@ -82,7 +88,8 @@ static int hex4(struct reader *r, unsigned *out)
     return 0;
 }
 
-static int put_utf8(struct reader *r, unsigned cp)
+static int
+put_utf8(struct reader *r, unsigned cp)
 {
     char b[4];
 
@@ -90,7 +97,8 @@ static int put_utf8(struct reader *r, unsigned cp)
 }
 
 /* A string at r->pos (the opening quote) into r->buf. */
-static int read_string(struct reader *r)
+static int
+read_string(struct reader *r)
 {
     uc_buf_reset(&r->buf);
     if (put(r, "", 0) != 0)
@@ -106,7 +114,7 @@ static int read_string(struct reader *r)
         if (c < 0x20)
             return fail(r, "control character in a string");
         if (c != '\\') {
-            char ch = (char)c;
+            char ch = (char) c;
             if (put(r, &ch, 1) != 0)
                 return -1;
             continue;
@@ -114,17 +122,34 @@ static int read_string(struct reader *r)
         c = peek(r);
         r->pos++;
         switch (c) {
-        case '"': case '\\': case '/': {
-            char ch = (char)c;
+        case '"':
+        case '\\':
+        case '/': {
+            char ch = (char) c;
             if (put(r, &ch, 1) != 0)
                 return -1;
             break;
         }
-        case 'b': if (put(r, "\b", 1) != 0) return -1; break;
-        case 'f': if (put(r, "\f", 1) != 0) return -1; break;
-        case 'n': if (put(r, "\n", 1) != 0) return -1; break;
-        case 'r': if (put(r, "\r", 1) != 0) return -1; break;
-        case 't': if (put(r, "\t", 1) != 0) return -1; break;
+        case 'b':
+            if (put(r, "\b", 1) != 0)
+                return -1;
+            break;
+        case 'f':
+            if (put(r, "\f", 1) != 0)
+                return -1;
+            break;
+        case 'n':
+            if (put(r, "\n", 1) != 0)
+                return -1;
+            break;
+        case 'r':
+            if (put(r, "\r", 1) != 0)
+                return -1;
+            break;
+        case 't':
+            if (put(r, "\t", 1) != 0)
+                return -1;
+            break;
         case 'u': {
             unsigned cp, lo;
             if (hex4(r, &cp) != 0)
@@ -154,7 +179,8 @@ static int read_string(struct reader *r)
 }
 
 /* A scalar at r->pos into r->buf (a number's or literal's text as is). */
-static int read_scalar(struct reader *r, enum json_kind *kind)
+static int
+read_scalar(struct reader *r, enum json_kind *kind)
 {
     int c = peek(r);
     size_t start = r->pos;
@@ -171,7 +197,7 @@ static int read_scalar(struct reader *r, enum json_kind *kind)
         static const struct {
             const char *word;
             enum json_kind kind;
-        } words[] = {{"true", JSON_TRUE}, {"false", JSON_FALSE}, {"null", JSON_NULL}};
+        } words[] = { { "true", JSON_TRUE }, { "false", JSON_FALSE }, { "null", JSON_NULL } };
         size_t i;
         for (i = 0; i < 3; i++) {
             size_t n = strlen(words[i].word);
@@ -182,17 +208,19 @@ static int read_scalar(struct reader *r, enum json_kind *kind)
             }
         }
         if (i == 3)
-            return fail(r, c == '{' || c == '[' ? "nested objects and lists are not supported"
-                                                : "expected a value");
+            return fail(r,
+                c == '{' || c == '[' ? "nested objects and lists are not supported"
+                                     : "expected a value");
     }
     uc_buf_reset(&r->buf);
     return put(r, r->s + start, r->pos - start);
 }
 
-int json_read_object(const char *s, size_t len, json_member_fn member, void *arg, char *err,
-                     size_t err_len)
+int
+json_read_object(
+    const char *s, size_t len, json_member_fn member, void *arg, char *err, size_t err_len)
 {
-    struct reader r = {.s = s, .len = len, .err = err, .err_len = err_len};
+    struct reader r = { .s = s, .len = len, .err = err, .err_len = err_len };
     char *key = NULL;
     int rc = -1;
 
@@ -300,8 +328,8 @@ struct line_ctx {
     size_t err_len;
 };
 
-static int on_member(void *arg, const char *key, enum json_kind kind, const char *text,
-                     int index)
+static int
+on_member(void *arg, const char *key, enum json_kind kind, const char *text, int index)
 {
     struct line_ctx *lc = arg;
     const char *kept = uc_strv_push_copy(&lc->ls->strings, text);
@@ -312,8 +340,8 @@ static int on_member(void *arg, const char *key, enum json_kind kind, const char
     return 0;
 }
 
-int backend_listeners_load(struct backend_listeners *ls, const char *path, char *err,
-                           size_t err_len)
+int
+backend_listeners_load(struct backend_listeners *ls, const char *path, char *err, size_t err_len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     char *line = NULL, one[2048], jerr[256];
@@ -327,15 +355,15 @@ int backend_listeners_load(struct backend_listeners *ls, const char *path, char 
         return -1;
     }
     while ((n = getline(&line, &cap, f)) >= 0) {
-        struct line_ctx lc = {.ls = ls, .err = one, .err_len = sizeof(one)};
+        struct line_ctx lc = { .ls = ls, .err = one, .err_len = sizeof(one) };
         char prefix[160];
         size_t i = 0;
 
         lineno++;
-        while (i < (size_t)n && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' ||
-                                 line[i] == '\n'))
+        while (i < (size_t) n
+            && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n'))
             i++;
-        if (i == (size_t)n || line[i] == '#')
+        if (i == (size_t) n || line[i] == '#')
             continue;
         if (ls->num == MAX_LISTENERS) {
             uc_err_add_prefixed(err, err_len, "--listeners", "more than 4096 listeners");
@@ -358,13 +386,13 @@ int backend_listeners_load(struct backend_listeners *ls, const char *path, char 
         lc.cfg = &ls->cfgs[ls->num++];
         backend_config_defaults(lc.cfg);
         one[0] = '\0';
-        if (json_read_object(line, (size_t)n, on_member, &lc, jerr, sizeof(jerr)) != 0)
+        if (json_read_object(line, (size_t) n, on_member, &lc, jerr, sizeof(jerr)) != 0)
             uc_err_add(one, sizeof(one), "%s", jerr);
         else
             backend_config_check(lc.cfg, one, sizeof(one));
         if (one[0] != '\0') {
             snprintf(prefix, sizeof(prefix), "listener %zu '%.64s' (line %zu)", ls->num,
-                     lc.cfg->name ? lc.cfg->name : "?", lineno);
+                lc.cfg->name ? lc.cfg->name : "?", lineno);
             uc_err_add_prefixed(err, err_len, prefix, one);
             ls->invalid[ls->num - 1] = 1;
         }
@@ -372,14 +400,16 @@ int backend_listeners_load(struct backend_listeners *ls, const char *path, char 
     if (ferror(f))
         uc_err_add_prefixed(err, err_len, "--listeners", strerror(errno));
     else if (ls->num == 0 && err[0] == '\0')
-        uc_err_add_prefixed(err, err_len, "--listeners", "no listener given (one JSON object per line)");
+        uc_err_add_prefixed(
+            err, err_len, "--listeners", "no listener given (one JSON object per line)");
     free(line);
     if (f != stdin)
         fclose(f);
     return err[0] == '\0' ? 0 : -1;
 }
 
-void backend_listeners_free(struct backend_listeners *ls)
+void
+backend_listeners_free(struct backend_listeners *ls)
 {
     uc_strv_dispose(&ls->strings);
     free(ls->cfgs);

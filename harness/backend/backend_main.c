@@ -23,29 +23,32 @@
 #include "../common/uc_net.h"
 #include "backend.h"
 
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void
+on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
-    (void)lev;
+    (void) lev;
     backend_conn_accept(arg, fd, sa, salen);
 }
 
-static void on_accept_error(struct evconnlistener *lev, void *arg)
+static void
+on_accept_error(struct evconnlistener *lev, void *arg)
 {
     /* EMFILE and friends: keep listening; the peer sees a refused or slow
      * connect. Nothing is logged per connection that never existed. */
-    (void)lev;
-    (void)arg;
+    (void) lev;
+    (void) arg;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    (void)sig;
-    (void)what;
+    (void) sig;
+    (void) what;
     event_base_loopbreak(arg);
 }
 
-static int server_listen(struct backend_server *srv, char *err, size_t err_len)
+static int
+server_listen(struct backend_server *srv, char *err, size_t err_len)
 {
     struct addrinfo hints, *res = NULL;
     struct sockaddr_storage ss;
@@ -61,30 +64,30 @@ static int server_listen(struct backend_server *srv, char *err, size_t err_len)
     rc = getaddrinfo(srv->cfg->listen, port, &hints, &res);
     if (rc != 0) {
         uc_err_set(err, err_len,
-                   "--listen: bad value '%s'; allowed: a numeric IPv4 or IPv6 address (%s)",
-                   srv->cfg->listen, gai_strerror(rc));
+            "--listen: bad value '%s'; allowed: a numeric IPv4 or IPv6 address (%s)",
+            srv->cfg->listen, gai_strerror(rc));
         return -1;
     }
     srv->listener = evconnlistener_new_bind(srv->base, on_accept, srv,
-                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                                LEV_OPT_CLOSE_ON_EXEC,
-                                            1024, res->ai_addr, (int)res->ai_addrlen);
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024, res->ai_addr,
+        (int) res->ai_addrlen);
     freeaddrinfo(res);
     if (srv->listener == NULL) {
         uc_err_set(err, err_len, "cannot listen on %s port %d: %s", srv->cfg->listen,
-                   srv->cfg->port, strerror(errno));
+            srv->cfg->port, strerror(errno));
         return -1;
     }
     evconnlistener_set_error_cb(srv->listener, on_accept_error);
-    if (getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&ss, &ss_len) != 0) {
+    if (getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *) &ss, &ss_len) != 0) {
         uc_err_set(err, err_len, "getsockname: %s", strerror(errno));
         return -1;
     }
-    uc_sockaddr_host_port((struct sockaddr *)&ss, NULL, 0, &srv->port);
+    uc_sockaddr_host_port((struct sockaddr *) &ss, NULL, 0, &srv->port);
     return 0;
 }
 
-static void server_free(struct backend_server *srv)
+static void
+server_free(struct backend_server *srv)
 {
     while (srv->conns != NULL)
         backend_conn_close(srv->conns, "shutdown");
@@ -96,7 +99,8 @@ static void server_free(struct backend_server *srv)
 
 /* Writes err to stderr, one line per problem, each with the program's name
  * and, with --listeners, the listener it belongs to (prefix). */
-static void report(const char *prefix, char *err)
+static void
+report(const char *prefix, char *err)
 {
     for (char *line = strtok(err, "\n"); line != NULL; line = strtok(NULL, "\n"))
         fprintf(stderr, "uptls-backend: %s%s%s\n", prefix, *prefix ? ": " : "", line);
@@ -104,10 +108,10 @@ static void report(const char *prefix, char *err)
 
 /* {"event":"listening","name":NAME,"port":PORT,"pid":PID} (+ "listener":N
  * with --listeners), or {"event":"ready","listeners":N,"pid":PID}. */
-static int print_line(const char *event, const struct backend_server *srv, size_t num,
-                      int many)
+static int
+print_line(const char *event, const struct backend_server *srv, size_t num, int many)
 {
-    struct uc_json jw = {0};
+    struct uc_json jw = { 0 };
     int ok;
 
     uc_json_obj_begin(&jw);
@@ -116,7 +120,7 @@ static int print_line(const char *event, const struct backend_server *srv, size_
     if (srv != NULL) {
         if (many) {
             uc_json_key(&jw, "listener");
-            uc_json_int(&jw, (long long)num);
+            uc_json_int(&jw, (long long) num);
         }
         uc_json_key(&jw, "name");
         uc_json_str(&jw, srv->cfg->name);
@@ -124,17 +128,18 @@ static int print_line(const char *event, const struct backend_server *srv, size_
         uc_json_int(&jw, srv->port);
     } else {
         uc_json_key(&jw, "listeners");
-        uc_json_int(&jw, (long long)num);
+        uc_json_int(&jw, (long long) num);
     }
     uc_json_key(&jw, "pid");
-    uc_json_int(&jw, (long long)getpid());
+    uc_json_int(&jw, (long long) getpid());
     uc_json_obj_end(&jw);
     ok = !jw.buf.failed && printf("%s\n", jw.buf.data) >= 0;
     uc_json_dispose(&jw);
     return ok ? 0 : -1;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
     static char err[1 << 16];
     struct backend_config cfg;
@@ -153,6 +158,10 @@ int main(int argc, char **argv)
     }
     if (cfg.help) {
         backend_config_print_help(argv[0]);
+        return 0;
+    }
+    if (cfg.list_faults) {
+        uc_switch_print(backend_faults, backend_num_faults, stdout, "", 30);
         return 0;
     }
     if (cfg.listeners != NULL) {
@@ -184,7 +193,7 @@ int main(int argc, char **argv)
 
         if (many)
             snprintf(prefix, sizeof(prefix), "listener %zu '%s'", i + 1,
-                     cfgs[i].name ? cfgs[i].name : "?");
+                cfgs[i].name ? cfgs[i].name : "?");
         srvs[i].cfg = &cfgs[i];
         srvs[i].log.fd = -1;
         if (many && ls.invalid[i])
@@ -195,8 +204,7 @@ int main(int argc, char **argv)
             bad = 1;
             continue;
         }
-        if (backend_log_open(&srvs[i].log, cfgs[i].log_path, cfgs[i].name, err,
-                             sizeof(err)) != 0) {
+        if (backend_log_open(&srvs[i].log, cfgs[i].log_path, cfgs[i].name, err, sizeof(err)) != 0) {
             report(prefix, err);
             bad = 1;
         }
@@ -214,8 +222,8 @@ int main(int argc, char **argv)
     }
     sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     sigint = evsignal_new(base, SIGINT, on_signal, base);
-    if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) != 0 ||
-        evsignal_add(sigint, NULL) != 0) {
+    if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) != 0
+        || evsignal_add(sigint, NULL) != 0) {
         fprintf(stderr, "uptls-backend: cannot install signal handlers\n");
         goto end;
     }
@@ -225,7 +233,7 @@ int main(int argc, char **argv)
             char prefix[160] = "";
             if (many)
                 snprintf(prefix, sizeof(prefix), "listener %zu '%s'", i + 1,
-                     cfgs[i].name ? cfgs[i].name : "?");
+                    cfgs[i].name ? cfgs[i].name : "?");
             report(prefix, err);
             goto end;
         }

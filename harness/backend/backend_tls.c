@@ -18,12 +18,14 @@
 
 static int conn_index = -1;
 
-int backend_tls_conn_index(void)
+int
+backend_tls_conn_index(void)
 {
     return conn_index;
 }
 
-static struct backend_conn *conn_of(const SSL *ssl)
+static struct backend_conn *
+conn_of(const SSL *ssl)
 {
     return SSL_get_ex_data(ssl, conn_index);
 }
@@ -37,32 +39,58 @@ struct code_name {
 
 /* TLS SupportedGroups registry names (RFC 8446 4.2.7, RFC 8422, RFC 7919). */
 static const struct code_name group_names[] = {
-    {23, "secp256r1"}, {24, "secp384r1"},  {25, "secp521r1"},  {29, "x25519"},
-    {30, "x448"},      {256, "ffdhe2048"}, {257, "ffdhe3072"}, {258, "ffdhe4096"},
-    {259, "ffdhe6144"}, {260, "ffdhe8192"}, {21, "secp224r1"}, {22, "secp256k1"},
-    {26, "brainpoolP256r1"}, {27, "brainpoolP384r1"}, {28, "brainpoolP512r1"},
-    {31, "brainpoolP256r1tls13"}, {32, "brainpoolP384r1tls13"}, {33, "brainpoolP512r1tls13"},
+    { 23, "secp256r1" },
+    { 24, "secp384r1" },
+    { 25, "secp521r1" },
+    { 29, "x25519" },
+    { 30, "x448" },
+    { 256, "ffdhe2048" },
+    { 257, "ffdhe3072" },
+    { 258, "ffdhe4096" },
+    { 259, "ffdhe6144" },
+    { 260, "ffdhe8192" },
+    { 21, "secp224r1" },
+    { 22, "secp256k1" },
+    { 26, "brainpoolP256r1" },
+    { 27, "brainpoolP384r1" },
+    { 28, "brainpoolP512r1" },
+    { 31, "brainpoolP256r1tls13" },
+    { 32, "brainpoolP384r1tls13" },
+    { 33, "brainpoolP512r1tls13" },
 };
 
 /* TLS SignatureScheme registry names (RFC 8446 4.2.3) plus TLS 1.2 pairs. */
 static const struct code_name sigalg_names[] = {
-    {0x0401, "rsa_pkcs1_sha256"},       {0x0501, "rsa_pkcs1_sha384"},
-    {0x0601, "rsa_pkcs1_sha512"},       {0x0403, "ecdsa_secp256r1_sha256"},
-    {0x0503, "ecdsa_secp384r1_sha384"}, {0x0603, "ecdsa_secp521r1_sha512"},
-    {0x0804, "rsa_pss_rsae_sha256"},    {0x0805, "rsa_pss_rsae_sha384"},
-    {0x0806, "rsa_pss_rsae_sha512"},    {0x0807, "ed25519"},
-    {0x0808, "ed448"},                  {0x0809, "rsa_pss_pss_sha256"},
-    {0x080a, "rsa_pss_pss_sha384"},     {0x080b, "rsa_pss_pss_sha512"},
-    {0x081a, "ecdsa_brainpoolP256r1tls13_sha256"}, {0x081b, "ecdsa_brainpoolP384r1tls13_sha384"},
-    {0x081c, "ecdsa_brainpoolP512r1tls13_sha512"}, {0x0201, "rsa_pkcs1_sha1"},
-    {0x0203, "ecdsa_sha1"},             {0x0202, "dsa_sha1"},
-    {0x0301, "rsa_pkcs1_sha224"},       {0x0302, "dsa_sha224"},
-    {0x0303, "ecdsa_sha224"},           {0x0402, "dsa_sha256"},
-    {0x0502, "dsa_sha384"},             {0x0602, "dsa_sha512"},
+    { 0x0401, "rsa_pkcs1_sha256" },
+    { 0x0501, "rsa_pkcs1_sha384" },
+    { 0x0601, "rsa_pkcs1_sha512" },
+    { 0x0403, "ecdsa_secp256r1_sha256" },
+    { 0x0503, "ecdsa_secp384r1_sha384" },
+    { 0x0603, "ecdsa_secp521r1_sha512" },
+    { 0x0804, "rsa_pss_rsae_sha256" },
+    { 0x0805, "rsa_pss_rsae_sha384" },
+    { 0x0806, "rsa_pss_rsae_sha512" },
+    { 0x0807, "ed25519" },
+    { 0x0808, "ed448" },
+    { 0x0809, "rsa_pss_pss_sha256" },
+    { 0x080a, "rsa_pss_pss_sha384" },
+    { 0x080b, "rsa_pss_pss_sha512" },
+    { 0x081a, "ecdsa_brainpoolP256r1tls13_sha256" },
+    { 0x081b, "ecdsa_brainpoolP384r1tls13_sha384" },
+    { 0x081c, "ecdsa_brainpoolP512r1tls13_sha512" },
+    { 0x0201, "rsa_pkcs1_sha1" },
+    { 0x0203, "ecdsa_sha1" },
+    { 0x0202, "dsa_sha1" },
+    { 0x0301, "rsa_pkcs1_sha224" },
+    { 0x0302, "dsa_sha224" },
+    { 0x0303, "ecdsa_sha224" },
+    { 0x0402, "dsa_sha256" },
+    { 0x0502, "dsa_sha384" },
+    { 0x0602, "dsa_sha512" },
 };
 
-static void json_code(struct uc_json *jw, const struct code_name *tab, size_t n,
-                      unsigned code)
+static void
+json_code(struct uc_json *jw, const struct code_name *tab, size_t n, unsigned code)
 {
     char hex[8];
 
@@ -77,26 +105,27 @@ static void json_code(struct uc_json *jw, const struct code_name *tab, size_t n,
 }
 
 /* A u16-length-prefixed list of u16 values (groups, sigalgs). */
-static void json_u16_list(struct uc_json *jw, SSL *ssl, unsigned type,
-                          const struct code_name *tab, size_t n)
+static void
+json_u16_list(struct uc_json *jw, SSL *ssl, unsigned type, const struct code_name *tab, size_t n)
 {
     const unsigned char *p;
     size_t len;
 
     uc_json_arr_begin(jw);
     if (SSL_client_hello_get0_ext(ssl, type, &p, &len) == 1 && len >= 2) {
-        size_t list_len = ((size_t)p[0] << 8) | p[1];
+        size_t list_len = ((size_t) p[0] << 8) | p[1];
         if (list_len > len - 2)
             list_len = len - 2;
         for (size_t i = 2; i + 1 < 2 + list_len; i += 2)
-            json_code(jw, tab, n, ((unsigned)p[i] << 8) | p[i + 1]);
+            json_code(jw, tab, n, ((unsigned) p[i] << 8) | p[i + 1]);
     }
     uc_json_arr_end(jw);
 }
 
 /* ---- ClientHello -------------------------------------------------------- */
 
-static void observe_client_hello(struct backend_conn *c, SSL *ssl)
+static void
+observe_client_hello(struct backend_conn *c, SSL *ssl)
 {
     struct uc_json *jw = backend_log_begin(&c->srv->log, "client_hello", c->id);
     const unsigned char *p;
@@ -106,7 +135,9 @@ static void observe_client_hello(struct backend_conn *c, SSL *ssl)
     size_t num_exts = 0;
 
     uc_json_key(jw, "after_hrr");
-    uc_json_bool(jw, c->client_hello_seen);
+    uc_json_bool(jw, c->client_hello_seen && !c->handshake_done);
+    uc_json_key(jw, "renegotiation");
+    uc_json_bool(jw, c->handshake_done);
 
     unsigned legacy = SSL_client_hello_get0_legacy_version(ssl);
     uc_json_key(jw, "legacy_version");
@@ -115,11 +146,11 @@ static void observe_client_hello(struct backend_conn *c, SSL *ssl)
     /* supported_versions: u8 length, u16 versions; absent = the legacy version */
     uc_json_key(jw, "versions");
     uc_json_arr_begin(jw);
-    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &p, &len) == 1 &&
-        len >= 1) {
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &p, &len) == 1 && len >= 1) {
         size_t list_len = p[0] < len - 1 ? p[0] : len - 1;
         for (size_t i = 1; i + 1 < 1 + list_len; i += 2)
-            uc_json_str(jw, uc_tls_version_text(((unsigned)p[i] << 8) | p[i + 1], buf, sizeof(buf)));
+            uc_json_str(
+                jw, uc_tls_version_text(((unsigned) p[i] << 8) | p[i + 1], buf, sizeof(buf)));
     } else {
         uc_json_str(jw, uc_tls_version_text(legacy, buf, sizeof(buf)));
     }
@@ -141,19 +172,19 @@ static void observe_client_hello(struct backend_conn *c, SSL *ssl)
 
     uc_json_key(jw, "groups");
     json_u16_list(jw, ssl, TLSEXT_TYPE_supported_groups, group_names,
-                  sizeof(group_names) / sizeof(group_names[0]));
+        sizeof(group_names) / sizeof(group_names[0]));
     uc_json_key(jw, "sigalgs");
     json_u16_list(jw, ssl, TLSEXT_TYPE_signature_algorithms, sigalg_names,
-                  sizeof(sigalg_names) / sizeof(sigalg_names[0]));
+        sizeof(sigalg_names) / sizeof(sigalg_names[0]));
 
     /* server_name: u16 list length, then (u8 type, u16 length, name)... */
     uc_json_key(jw, "sni");
-    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) == 1 && len >= 5 &&
-        p[2] == TLSEXT_NAMETYPE_host_name) {
-        size_t name_len = ((size_t)p[3] << 8) | p[4];
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) == 1 && len >= 5
+        && p[2] == TLSEXT_NAMETYPE_host_name) {
+        size_t name_len = ((size_t) p[3] << 8) | p[4];
         if (name_len > len - 5)
             name_len = len - 5;
-        uc_json_strn(jw, (const char *)p + 5, name_len);
+        uc_json_strn(jw, (const char *) p + 5, name_len);
     } else {
         uc_json_null(jw);
     }
@@ -161,26 +192,26 @@ static void observe_client_hello(struct backend_conn *c, SSL *ssl)
     /* ALPN: u16 list length, then (u8 length, protocol)... */
     uc_json_key(jw, "alpn");
     uc_json_arr_begin(jw);
-    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p,
-                                  &len) == 1 &&
-        len >= 2) {
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p, &len)
+            == 1
+        && len >= 2) {
         size_t i = 2;
         while (i < len) {
             size_t n = p[i];
             if (i + 1 + n > len)
                 break;
-            uc_json_strn(jw, (const char *)p + i + 1, n);
+            uc_json_strn(jw, (const char *) p + i + 1, n);
             i += 1 + n;
         }
     }
     uc_json_arr_end(jw);
 
     uc_json_key(jw, "session_id_len");
-    uc_json_int(jw, (long long)SSL_client_hello_get0_session_id(ssl, &p));
+    uc_json_int(jw, (long long) SSL_client_hello_get0_session_id(ssl, &p));
 
     uc_json_key(jw, "ticket_offered");
-    uc_json_bool(jw, SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_session_ticket, &p, &len) == 1 &&
-                      len > 0);
+    uc_json_bool(
+        jw, SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_session_ticket, &p, &len) == 1 && len > 0);
     uc_json_key(jw, "psk_offered");
     uc_json_bool(jw, SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &p, &len) == 1);
 
@@ -202,12 +233,13 @@ static void observe_client_hello(struct backend_conn *c, SSL *ssl)
     backend_log_end(&c->srv->log);
 }
 
-static int client_hello_cb(SSL *ssl, int *al, void *arg)
+static int
+client_hello_cb(SSL *ssl, int *al, void *arg)
 {
     struct backend_conn *c = conn_of(ssl);
     uint64_t faults = c->srv->cfg->faults;
 
-    (void)arg;
+    (void) arg;
     observe_client_hello(c, ssl);
     c->client_hello_seen = 1;
     if (faults & BACKEND_FAULT_CLOSE_AFTER_CLIENT_HELLO) {
@@ -227,44 +259,45 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
  * OpenSSL processes it (so before client_hello_cb). Layout (RFC 8446 4.1.2):
  * type(1) length(3) legacy_version(2) random(32) session_id<0..32>
  * cipher_suites<2..2^16-2> compression_methods<1..2^8-1> extensions<..>. */
-static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
-                   SSL *ssl, void *arg)
+static void
+msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
 {
     const unsigned char *p = buf;
     struct backend_conn *c;
     size_t i, end;
 
-    (void)version;
-    (void)arg;
-    if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 4 + 2 + 32 + 1 ||
-        p[0] != SSL3_MT_CLIENT_HELLO)
+    (void) version;
+    (void) arg;
+    if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 4 + 2 + 32 + 1
+        || p[0] != SSL3_MT_CLIENT_HELLO)
         return;
     c = conn_of(ssl);
     if (c == NULL)
         return;
     c->num_hello_exts = 0;
     i = 4 + 2 + 32;
-    i += 1 + (size_t)p[i]; /* session id */
+    i += 1 + (size_t) p[i]; /* session id */
     if (i + 2 > len)
         return;
-    i += 2 + (((size_t)p[i] << 8) | p[i + 1]); /* cipher suites */
+    i += 2 + (((size_t) p[i] << 8) | p[i + 1]); /* cipher suites */
     if (i + 1 > len)
         return;
-    i += 1 + (size_t)p[i]; /* compression methods */
+    i += 1 + (size_t) p[i]; /* compression methods */
     if (i + 2 > len)
         return;
-    end = i + 2 + (((size_t)p[i] << 8) | p[i + 1]);
+    end = i + 2 + (((size_t) p[i] << 8) | p[i + 1]);
     if (end > len)
         end = len;
     i += 2;
     while (i + 4 <= end && c->num_hello_exts < BACKEND_MAX_HELLO_EXTS) {
-        c->hello_exts[c->num_hello_exts++] = (uint16_t)((p[i] << 8) | p[i + 1]);
-        i += 4 + (((size_t)p[i + 2] << 8) | p[i + 3]);
+        c->hello_exts[c->num_hello_exts++] = (uint16_t) ((p[i] << 8) | p[i + 1]);
+        i += 4 + (((size_t) p[i + 2] << 8) | p[i + 3]);
     }
 }
 
 /* Remembers the first alert other than close_notify, and close_notify itself. */
-static void info_cb(const SSL *ssl, int where, int ret)
+static void
+info_cb(const SSL *ssl, int where, int ret)
 {
     struct backend_conn *c;
 
@@ -290,34 +323,37 @@ static void info_cb(const SSL *ssl, int where, int ret)
  * in the session, so SSL_get_servername reports it on a resumed TLS 1.2
  * connection (OpenSSL returns the session's name there, not the wire's;
  * the client_hello line has what was on the wire). */
-static int servername_cb(SSL *ssl, int *al, void *arg)
+static int
+servername_cb(SSL *ssl, int *al, void *arg)
 {
-    (void)ssl;
-    (void)al;
-    (void)arg;
+    (void) ssl;
+    (void) al;
+    (void) arg;
     return SSL_TLSEXT_ERR_OK;
 }
 
 /* With --client-ca and require, a client certificate that does not verify
  * fails the handshake (as a real backend would); otherwise every certificate
  * is accepted and the verify result is only recorded. */
-static int verify_cb_record(int preverify_ok, X509_STORE_CTX *x509_ctx)
+static int
+verify_cb_record(int preverify_ok, X509_STORE_CTX *x509_ctx)
 {
-    (void)preverify_ok;
-    (void)x509_ctx;
+    (void) preverify_ok;
+    (void) x509_ctx;
     return 1;
 }
 
-SSL_CTX *backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t err_len)
+SSL_CTX *
+backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t err_len)
 {
     SSL_CTX *ctx = NULL;
     static const unsigned char sid_ctx[] = "uptls-backend";
 
-#define FAIL(...)                                                                          \
-    do {                                                                                   \
-        uc_err_set(err, err_len, __VA_ARGS__);                                             \
-        uc_err_ssl(err, err_len);                                                          \
-        goto fail;                                                                         \
+#define FAIL(...) \
+    do { \
+        uc_err_set(err, err_len, __VA_ARGS__); \
+        uc_err_ssl(err, err_len); \
+        goto fail; \
     } while (0)
 
     if (conn_index < 0) {
@@ -331,8 +367,9 @@ SSL_CTX *backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t
 
     /* Present exactly the chain in --cert: never complete it from the
      * verify store (which holds --client-ca). */
-    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_mode(ctx,
+        SSL_MODE_NO_AUTO_CHAIN | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
+            | SSL_MODE_RELEASE_BUFFERS);
     /* A peer that closes TCP without close_notify is common (and the proxy
      * under test may do so): treat it as EOF so that OpenSSL does not send
      * a fatal alert and drop the session from the cache. Whether close_notify
@@ -342,10 +379,10 @@ SSL_CTX *backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t
     if (cfg->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, cfg->ciphers) != 1)
         FAIL("--ciphers: bad value '%s'; allowed: an OpenSSL cipher list matching at least one "
              "cipher",
-             cfg->ciphers);
+            cfg->ciphers);
     if (cfg->ciphersuites != NULL && SSL_CTX_set_ciphersuites(ctx, cfg->ciphersuites) != 1)
         FAIL("--ciphersuites: bad value '%s'; allowed: TLS 1.3 suite names separated by ':'",
-             cfg->ciphersuites);
+            cfg->ciphersuites);
     if (cfg->min_proto != 0 && SSL_CTX_set_min_proto_version(ctx, cfg->min_proto) != 1)
         FAIL("--min-proto: cannot set");
     if (cfg->max_proto != 0 && SSL_CTX_set_max_proto_version(ctx, cfg->max_proto) != 1)
@@ -362,6 +399,8 @@ SSL_CTX *backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t
         FAIL("--key: cannot load '%s'", cfg->key);
     if (SSL_CTX_check_private_key(ctx) != 1)
         FAIL("--key: '%s' does not match the certificate in '%s'", cfg->key, cfg->cert);
+    if (backend_fault_chain_apply(ctx, cfg->faults, err, err_len) != 0)
+        goto fail;
 
     if (cfg->client_auth != BACKEND_AUTH_NONE) {
         int mode = SSL_VERIFY_PEER;
@@ -392,8 +431,8 @@ SSL_CTX *backend_tls_ctx_new(const struct backend_config *cfg, char *err, size_t
      * tickets are off. Tickets off = no stateless tickets; with the cache
      * also off, TLS 1.3 gets no tickets at all, so nothing resumable is
      * ever issued. */
-    SSL_CTX_set_session_cache_mode(ctx, cfg->session_cache ? SSL_SESS_CACHE_SERVER
-                                                           : SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_session_cache_mode(
+        ctx, cfg->session_cache ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_OFF);
     if (!cfg->tickets) {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         if (!cfg->session_cache && SSL_CTX_set_num_tickets(ctx, 0) != 1)
@@ -415,7 +454,8 @@ fail:
 
 /* ---- handshake line ----------------------------------------------------- */
 
-const char *backend_tls_error_class(int ssl_err)
+const char *
+backend_tls_error_class(int ssl_err)
 {
     switch (ssl_err) {
     case SSL_ERROR_NONE:
@@ -437,7 +477,8 @@ const char *backend_tls_error_class(int ssl_err)
     }
 }
 
-static void json_alert(struct uc_json *jw, const struct backend_conn *c)
+static void
+json_alert(struct uc_json *jw, const struct backend_conn *c)
 {
     uc_json_key(jw, "alert");
     if (c->alert_dir == 0) {
@@ -454,8 +495,9 @@ static void json_alert(struct uc_json *jw, const struct backend_conn *c)
     uc_json_obj_end(jw);
 }
 
-void backend_tls_observe_handshake_fail(struct backend_conn *c, const char *error,
-                                        const char *error_class)
+void
+backend_tls_observe_handshake_fail(
+    struct backend_conn *c, const char *error, const char *error_class)
 {
     struct uc_json *jw;
 
@@ -475,7 +517,8 @@ void backend_tls_observe_handshake_fail(struct backend_conn *c, const char *erro
     backend_log_end(&c->srv->log);
 }
 
-static void json_name(struct uc_json *jw, const X509_NAME *name)
+static void
+json_name(struct uc_json *jw, const X509_NAME *name)
 {
     char *text;
 
@@ -487,10 +530,11 @@ static void json_name(struct uc_json *jw, const X509_NAME *name)
     free(text);
 }
 
-static void json_client_cert(struct uc_json *jw, SSL *ssl)
+static void
+json_client_cert(struct uc_json *jw, SSL *ssl)
 {
     X509 *cert = SSL_get1_peer_certificate(ssl);
-    STACK_OF(X509) *chain;
+    STACK_OF(X509) * chain;
     char hex[65];
     long vr;
 
@@ -514,7 +558,7 @@ static void json_client_cert(struct uc_json *jw, SSL *ssl)
     uc_json_key(jw, "chain_len");
     chain = SSL_get_peer_cert_chain(ssl);
     if (chain != NULL)
-        uc_json_int(jw, (long long)sk_X509_num(chain) + 1);
+        uc_json_int(jw, (long long) sk_X509_num(chain) + 1);
     else
         uc_json_null(jw);
     uc_json_key(jw, "verify");
@@ -524,7 +568,8 @@ static void json_client_cert(struct uc_json *jw, SSL *ssl)
     X509_free(cert);
 }
 
-void backend_tls_observe_handshake_ok(struct backend_conn *c)
+void
+backend_tls_observe_handshake_ok(struct backend_conn *c)
 {
     SSL *ssl = c->ssl;
     struct uc_json *jw;
@@ -546,7 +591,7 @@ void backend_tls_observe_handshake_ok(struct backend_conn *c)
     uc_json_key(jw, "alpn");
     SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
     if (alpn_len > 0)
-        uc_json_strn(jw, (const char *)alpn, alpn_len);
+        uc_json_strn(jw, (const char *) alpn, alpn_len);
     else
         uc_json_null(jw);
     json_client_cert(jw, ssl);

@@ -8,12 +8,14 @@
 
 #define UC_BUF_MIN 256
 
-void uc_buf_init(struct uc_buf *b)
+void
+uc_buf_init(struct uc_buf *b)
 {
     memset(b, 0, sizeof(*b));
 }
 
-void uc_buf_dispose(struct uc_buf *b)
+void
+uc_buf_dispose(struct uc_buf *b)
 {
     if (b == NULL)
         return;
@@ -21,12 +23,14 @@ void uc_buf_dispose(struct uc_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
-struct uc_buf *uc_buf_new(void)
+struct uc_buf *
+uc_buf_new(void)
 {
     return calloc(1, sizeof(struct uc_buf));
 }
 
-void uc_buf_free(struct uc_buf *b)
+void
+uc_buf_free(struct uc_buf *b)
 {
     if (b == NULL)
         return;
@@ -34,7 +38,8 @@ void uc_buf_free(struct uc_buf *b)
     free(b);
 }
 
-void uc_buf_reset(struct uc_buf *b)
+void
+uc_buf_reset(struct uc_buf *b)
 {
     b->len = 0;
     b->failed = 0;
@@ -42,7 +47,8 @@ void uc_buf_reset(struct uc_buf *b)
         b->data[0] = '\0';
 }
 
-int uc_buf_reserve(struct uc_buf *b, size_t n)
+int
+uc_buf_reserve(struct uc_buf *b, size_t n)
 {
     size_t cap;
     char *p;
@@ -51,7 +57,7 @@ int uc_buf_reserve(struct uc_buf *b, size_t n)
         return -1;
     if (n < b->cap - b->len) /* room for n bytes and the NUL */
         return 0;
-    if (n > ((size_t)-1) / 2 - b->len) {
+    if (n > ((size_t) -1) / 2 - b->len) {
         b->failed = 1;
         return -1;
     }
@@ -68,7 +74,8 @@ int uc_buf_reserve(struct uc_buf *b, size_t n)
     return 0;
 }
 
-void uc_buf_put(struct uc_buf *b, const void *p, size_t n)
+void
+uc_buf_put(struct uc_buf *b, const void *p, size_t n)
 {
     if (uc_buf_reserve(b, n) != 0)
         return;
@@ -78,17 +85,20 @@ void uc_buf_put(struct uc_buf *b, const void *p, size_t n)
     b->data[b->len] = '\0';
 }
 
-void uc_buf_puts(struct uc_buf *b, const char *s)
+void
+uc_buf_puts(struct uc_buf *b, const char *s)
 {
     uc_buf_put(b, s, strlen(s));
 }
 
-void uc_buf_putc(struct uc_buf *b, char c)
+void
+uc_buf_putc(struct uc_buf *b, char c)
 {
     uc_buf_put(b, &c, 1);
 }
 
-void uc_buf_printf(struct uc_buf *b, const char *fmt, ...)
+void
+uc_buf_printf(struct uc_buf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -100,15 +110,16 @@ void uc_buf_printf(struct uc_buf *b, const char *fmt, ...)
         b->failed = 1;
         return;
     }
-    if (uc_buf_reserve(b, (size_t)n) != 0)
+    if (uc_buf_reserve(b, (size_t) n) != 0)
         return;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
     va_end(ap);
-    b->len += (size_t)n;
+    b->len += (size_t) n;
 }
 
-char *uc_buf_take(struct uc_buf *b, size_t *out_len)
+char *
+uc_buf_take(struct uc_buf *b, size_t *out_len)
 {
     char *data = b->failed ? NULL : b->data;
 

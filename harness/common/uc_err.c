@@ -7,7 +7,8 @@
 
 #include "uc_err.h"
 
-void uc_err_set(char *err, size_t err_len, const char *fmt, ...)
+void
+uc_err_set(char *err, size_t err_len, const char *fmt, ...)
 {
     va_list ap;
 
@@ -19,7 +20,8 @@ void uc_err_set(char *err, size_t err_len, const char *fmt, ...)
 }
 
 /* Starts a new line at the end of err; returns where, or err_len if full. */
-static size_t line_begin(char *err, size_t err_len)
+static size_t
+line_begin(char *err, size_t err_len)
 {
     size_t used = strnlen(err, err_len);
 
@@ -32,7 +34,8 @@ static size_t line_begin(char *err, size_t err_len)
     return used;
 }
 
-void uc_err_add(char *err, size_t err_len, const char *fmt, ...)
+void
+uc_err_add(char *err, size_t err_len, const char *fmt, ...)
 {
     size_t used;
     va_list ap;
@@ -44,7 +47,8 @@ void uc_err_add(char *err, size_t err_len, const char *fmt, ...)
     va_end(ap);
 }
 
-void uc_err_vadd(char *err, size_t err_len, const char *prefix, const char *fmt, va_list ap)
+void
+uc_err_vadd(char *err, size_t err_len, const char *prefix, const char *fmt, va_list ap)
 {
     size_t used;
     int n;
@@ -52,25 +56,27 @@ void uc_err_vadd(char *err, size_t err_len, const char *prefix, const char *fmt,
     if (err_len == 0 || (used = line_begin(err, err_len)) >= err_len)
         return;
     n = snprintf(err + used, err_len - used, "%s", prefix);
-    if (n < 0 || (size_t)n >= err_len - used)
+    if (n < 0 || (size_t) n >= err_len - used)
         return;
-    vsnprintf(err + used + (size_t)n, err_len - used - (size_t)n, fmt, ap);
+    vsnprintf(err + used + (size_t) n, err_len - used - (size_t) n, fmt, ap);
 }
 
-void uc_err_add_prefixed(char *err, size_t err_len, const char *prefix, const char *lines)
+void
+uc_err_add_prefixed(char *err, size_t err_len, const char *prefix, const char *lines)
 {
     while (*lines != '\0') {
         size_t n = strcspn(lines, "\n");
 
         if (n > 0)
-            uc_err_add(err, err_len, "%s: %.*s", prefix, (int)n, lines);
+            uc_err_add(err, err_len, "%s: %.*s", prefix, (int) n, lines);
         lines += n;
         if (*lines == '\n')
             lines++;
     }
 }
 
-void uc_err_ssl(char *err, size_t err_len)
+void
+uc_err_ssl(char *err, size_t err_len)
 {
     unsigned long e = ERR_peek_last_error();
     char buf[256];
@@ -85,7 +91,8 @@ void uc_err_ssl(char *err, size_t err_len)
         snprintf(err + used, err_len - used, ": %s", buf);
 }
 
-void uc_ssl_errors(char *out, size_t out_len)
+void
+uc_ssl_errors(char *out, size_t out_len)
 {
     unsigned long e;
     size_t used = 0;
@@ -96,11 +103,12 @@ void uc_ssl_errors(char *out, size_t out_len)
     while ((e = ERR_get_error()) != 0) {
         ERR_error_string_n(e, buf, sizeof(buf));
         if (used + strlen(buf) + 4 < out_len)
-            used += (size_t)snprintf(out + used, out_len - used, "%s%s", used ? " " : "", buf);
+            used += (size_t) snprintf(out + used, out_len - used, "%s%s", used ? " " : "", buf);
     }
 }
 
-void uc_errs_vadd(struct uc_errs *e, const char *prefix, const char *fmt, va_list ap)
+void
+uc_errs_vadd(struct uc_errs *e, const char *prefix, const char *fmt, va_list ap)
 {
     e->num++;
     if (e->max > 0 && e->num > e->max)
@@ -112,7 +120,8 @@ void uc_errs_vadd(struct uc_errs *e, const char *prefix, const char *fmt, va_lis
     uc_err_vadd(e->err, e->err_len, prefix, fmt, ap);
 }
 
-void uc_errs_add(struct uc_errs *e, const char *prefix, const char *fmt, ...)
+void
+uc_errs_add(struct uc_errs *e, const char *prefix, const char *fmt, ...)
 {
     va_list ap;
 

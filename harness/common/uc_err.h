@@ -13,11 +13,11 @@
 #include <stddef.h>
 
 /* Overwrites err with the message. */
-void uc_err_set(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void
+uc_err_set(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Appends the message as a new line. */
-void uc_err_add(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void
+uc_err_add(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Appends a new line: prefix (may be "") and the message (for callers that
  * take a format themselves, such as a parser's error(where, fmt, ...)). */
 void uc_err_vadd(char *err, size_t err_len, const char *prefix, const char *fmt, va_list ap)

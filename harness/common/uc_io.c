@@ -9,10 +9,11 @@
 #include "uc_err.h"
 #include "uc_io.h"
 
-int uc_file_read(const char *path, size_t max_len, char **out_buf, size_t *out_len, char *err,
-                 size_t err_len)
+int
+uc_file_read(
+    const char *path, size_t max_len, char **out_buf, size_t *out_len, char *err, size_t err_len)
 {
-    struct uc_buf b = {0};
+    struct uc_buf b = { 0 };
     FILE *f;
     int rc = -1;
 
@@ -53,7 +54,8 @@ end:
     return rc;
 }
 
-int uc_write_all(int fd, const void *p, size_t len)
+int
+uc_write_all(int fd, const void *p, size_t len)
 {
     const char *s = p;
 
@@ -69,7 +71,7 @@ int uc_write_all(int fd, const void *p, size_t len)
             return -1;
         }
         s += n;
-        len -= (size_t)n;
+        len -= (size_t) n;
     }
     return 0;
 }

@@ -4,7 +4,8 @@
 
 #include "uc_str.h"
 
-int uc_parse_int(const char *s, long min, long max, int *out)
+int
+uc_parse_int(const char *s, long min, long max, int *out)
 {
     char *end;
     long v;
@@ -13,6 +14,6 @@ int uc_parse_int(const char *s, long min, long max, int *out)
     v = strtol(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
         return -1;
-    *out = (int)v;
+    *out = (int) v;
     return 0;
 }

@@ -4,7 +4,8 @@
 
 #include "uc_strv.h"
 
-char *uc_strv_push_copy(struct uc_strv *v, const char *s)
+char *
+uc_strv_push_copy(struct uc_strv *v, const char *s)
 {
     char *copy;
 
@@ -24,7 +25,8 @@ char *uc_strv_push_copy(struct uc_strv *v, const char *s)
     return copy;
 }
 
-void uc_strv_dispose(struct uc_strv *v)
+void
+uc_strv_dispose(struct uc_strv *v)
 {
     if (v == NULL)
         return;
@@ -32,7 +34,8 @@ void uc_strv_dispose(struct uc_strv *v)
     memset(v, 0, sizeof(*v));
 }
 
-char **uc_strv_dup(char *const *items, size_t num)
+char **
+uc_strv_dup(char *const *items, size_t num)
 {
     char **out = calloc(num + 1, sizeof(*out));
 
@@ -48,7 +51,8 @@ char **uc_strv_dup(char *const *items, size_t num)
     return out;
 }
 
-void uc_strv_free(char **items, size_t num)
+void
+uc_strv_free(char **items, size_t num)
 {
     if (items == NULL)
         return;

@@ -5,7 +5,8 @@
 #include "uc_err.h"
 #include "uc_switch.h"
 
-uint64_t uc_switch_lookup(const struct uc_switch *tab, size_t num, const char *name)
+uint64_t
+uc_switch_lookup(const struct uc_switch *tab, size_t num, const char *name)
 {
     for (size_t i = 0; i < num; i++) {
         if (strcmp(tab[i].name, name) == 0)
@@ -14,7 +15,8 @@ uint64_t uc_switch_lookup(const struct uc_switch *tab, size_t num, const char *n
     return 0;
 }
 
-const char *uc_switch_name(const struct uc_switch *tab, size_t num, uint64_t bit)
+const char *
+uc_switch_name(const struct uc_switch *tab, size_t num, uint64_t bit)
 {
     for (size_t i = 0; i < num; i++) {
         if (tab[i].bit == bit)
@@ -23,7 +25,8 @@ const char *uc_switch_name(const struct uc_switch *tab, size_t num, uint64_t bit
     return NULL;
 }
 
-void uc_switch_list(const struct uc_switch *tab, size_t num, char *out, size_t out_len)
+void
+uc_switch_list(const struct uc_switch *tab, size_t num, char *out, size_t out_len)
 {
     size_t used = 0;
 
@@ -32,14 +35,15 @@ void uc_switch_list(const struct uc_switch *tab, size_t num, char *out, size_t o
     out[0] = '\0';
     for (size_t i = 0; i < num; i++) {
         int n = snprintf(out + used, out_len - used, "%s%s", i ? ", " : "", tab[i].name);
-        if (n < 0 || (size_t)n >= out_len - used)
+        if (n < 0 || (size_t) n >= out_len - used)
             return;
-        used += (size_t)n;
+        used += (size_t) n;
     }
 }
 
-int uc_switch_enable(const struct uc_switch *tab, size_t num, const char *what,
-                     const char *names, uint64_t *bits, char *err, size_t err_len)
+int
+uc_switch_enable(const struct uc_switch *tab, size_t num, const char *what, const char *names,
+    uint64_t *bits, char *err, size_t err_len)
 {
     static const char sep[] = ", ";
 
@@ -48,7 +52,7 @@ int uc_switch_enable(const struct uc_switch *tab, size_t num, const char *what,
         char name[128], list[1024];
         uint64_t bit;
 
-        snprintf(name, sizeof(name), "%.*s", (int)n, p);
+        snprintf(name, sizeof(name), "%.*s", (int) n, p);
         p += n;
         bit = n < sizeof(name) ? uc_switch_lookup(tab, num, name) : 0;
         if (bit == 0) {
@@ -61,8 +65,8 @@ int uc_switch_enable(const struct uc_switch *tab, size_t num, const char *what,
     return 0;
 }
 
-void uc_switch_print(const struct uc_switch *tab, size_t num, FILE *out, const char *indent,
-                     int width)
+void
+uc_switch_print(const struct uc_switch *tab, size_t num, FILE *out, const char *indent, int width)
 {
     for (size_t i = 0; i < num; i++)
         fprintf(out, "%s%-*s %s\n", indent, width, tab[i].name, tab[i].help);

@@ -37,11 +37,11 @@ void uc_switch_list(const struct uc_switch *tab, size_t num, char *out, size_t o
  * in *bits. An unknown name: returns -1 with `unknown WHAT "NAME"; known:
  * LIST` in err (bits set before it stay set).
  */
-int uc_switch_enable(const struct uc_switch *tab, size_t num, const char *what,
-                     const char *names, uint64_t *bits, char *err, size_t err_len);
+int uc_switch_enable(const struct uc_switch *tab, size_t num, const char *what, const char *names,
+    uint64_t *bits, char *err, size_t err_len);
 /* Prints one line per switch to out: INDENT, the name padded to width, a
  * space, the help (a --list-faults or --help listing). */
-void uc_switch_print(const struct uc_switch *tab, size_t num, FILE *out, const char *indent,
-                     int width);
+void
+uc_switch_print(const struct uc_switch *tab, size_t num, FILE *out, const char *indent, int width);
 
 #endif

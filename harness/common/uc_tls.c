@@ -9,13 +9,18 @@
 #include "uc_tls.h"
 
 const struct uc_tls_version uc_tls_versions[] = {
-    {"SSLv2", SSL2_VERSION},     {"SSLv3", SSL3_VERSION},     {"TLSv1", TLS1_VERSION},
-    {"TLSv1.1", TLS1_1_VERSION}, {"TLSv1.2", TLS1_2_VERSION}, {"TLSv1.3", TLS1_3_VERSION},
+    { "SSLv2", SSL2_VERSION },
+    { "SSLv3", SSL3_VERSION },
+    { "TLSv1", TLS1_VERSION },
+    { "TLSv1.1", TLS1_1_VERSION },
+    { "TLSv1.2", TLS1_2_VERSION },
+    { "TLSv1.3", TLS1_3_VERSION },
 };
 
 const size_t uc_tls_num_versions = sizeof(uc_tls_versions) / sizeof(uc_tls_versions[0]);
 
-int uc_tls_version_by_name(const char *name)
+int
+uc_tls_version_by_name(const char *name)
 {
     for (size_t i = 0; i < uc_tls_num_versions; i++) {
         if (strcmp(uc_tls_versions[i].name, name) == 0)
@@ -24,7 +29,8 @@ int uc_tls_version_by_name(const char *name)
     return 0;
 }
 
-const char *uc_tls_version_name(int version)
+const char *
+uc_tls_version_name(int version)
 {
     for (size_t i = 0; i < uc_tls_num_versions; i++) {
         if (uc_tls_versions[i].version == version)
@@ -33,9 +39,10 @@ const char *uc_tls_version_name(int version)
     return NULL;
 }
 
-const char *uc_tls_version_text(unsigned version, char *buf, size_t buf_len)
+const char *
+uc_tls_version_text(unsigned version, char *buf, size_t buf_len)
 {
-    const char *name = version <= 0xffff ? uc_tls_version_name((int)version) : NULL;
+    const char *name = version <= 0xffff ? uc_tls_version_name((int) version) : NULL;
 
     if (name != NULL)
         return name;
@@ -43,7 +50,8 @@ const char *uc_tls_version_text(unsigned version, char *buf, size_t buf_len)
     return buf;
 }
 
-void uc_tls_version_list(int min, int max, char *out, size_t out_len)
+void
+uc_tls_version_list(int min, int max, char *out, size_t out_len)
 {
     size_t used = 0;
 
@@ -57,13 +65,14 @@ void uc_tls_version_list(int min, int max, char *out, size_t out_len)
         if (v->version < min || v->version > max)
             continue;
         n = snprintf(out + used, out_len - used, "%s%s", used ? ", " : "", v->name);
-        if (n < 0 || (size_t)n >= out_len - used)
+        if (n < 0 || (size_t) n >= out_len - used)
             return;
-        used += (size_t)n;
+        used += (size_t) n;
     }
 }
 
-int uc_x509_name_rfc2253(const X509_NAME *name, char **out)
+int
+uc_x509_name_rfc2253(const X509_NAME *name, char **out)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     char *data = NULL;
@@ -76,7 +85,7 @@ int uc_x509_name_rfc2253(const X509_NAME *name, char **out)
     len = BIO_get_mem_data(bio, &data);
     if (len < 0)
         goto end;
-    *out = strndup(data != NULL ? data : "", (size_t)len);
+    *out = strndup(data != NULL ? data : "", (size_t) len);
     if (*out != NULL)
         rc = 0;
 end:
@@ -84,7 +93,8 @@ end:
     return rc;
 }
 
-void uc_hex_encode(const unsigned char *in, size_t len, char *out)
+void
+uc_hex_encode(const unsigned char *in, size_t len, char *out)
 {
     static const char digits[] = "0123456789abcdef";
 
@@ -95,7 +105,8 @@ void uc_hex_encode(const unsigned char *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
-int uc_x509_sha256_hex(const X509 *cert, char out_hex[65])
+int
+uc_x509_sha256_hex(const X509 *cert, char out_hex[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;

@@ -1,7 +1,8 @@
 /* uc_utf8: decode, validate, encode, count (see uc_utf8.h). */
 #include "uc_utf8.h"
 
-size_t uc_utf8_decode(const unsigned char *s, size_t avail, unsigned long *out_cp)
+size_t
+uc_utf8_decode(const unsigned char *s, size_t avail, unsigned long *out_cp)
 {
     unsigned char c = s[0];
     unsigned long cp;
@@ -30,16 +31,17 @@ size_t uc_utf8_decode(const unsigned char *s, size_t avail, unsigned long *out_c
             return 0;
         cp = (cp << 6) | (s[i] & 0x3f);
     }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff))
+        || (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
     *out_cp = cp;
     return n;
 }
 
-int uc_utf8_valid(const char *s, size_t len)
+int
+uc_utf8_valid(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p = (const unsigned char *) s;
     unsigned long cp;
 
     for (size_t i = 0; i < len;) {
@@ -51,36 +53,38 @@ int uc_utf8_valid(const char *s, size_t len)
     return 1;
 }
 
-size_t uc_utf8_encode(unsigned long cp, char out[4])
+size_t
+uc_utf8_encode(unsigned long cp, char out[4])
 {
     if (cp < 0x80) {
-        out[0] = (char)cp;
+        out[0] = (char) cp;
         return 1;
     }
     if (cp < 0x800) {
-        out[0] = (char)(0xc0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3f));
+        out[0] = (char) (0xc0 | (cp >> 6));
+        out[1] = (char) (0x80 | (cp & 0x3f));
         return 2;
     }
     if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
+        out[0] = (char) (0xe0 | (cp >> 12));
+        out[1] = (char) (0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char) (0x80 | (cp & 0x3f));
         return 3;
     }
-    out[0] = (char)(0xf0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
+    out[0] = (char) (0xf0 | (cp >> 18));
+    out[1] = (char) (0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char) (0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char) (0x80 | (cp & 0x3f));
     return 4;
 }
 
-size_t uc_utf8_count(const char *s)
+size_t
+uc_utf8_count(const char *s)
 {
     size_t n = 0;
 
     for (; *s != '\0'; s++)
-        if (((unsigned char)*s & 0xc0) != 0x80)
+        if (((unsigned char) *s & 0xc0) != 0x80)
             n++;
     return n;
 }

@@ -92,7 +92,7 @@ def view(responses, conns, unsettled=0):
             item["hello"] = {k: hello.get(k) for k in ("versions", "ciphers", "groups",
                                                        "sigalgs", "sni", "alpn",
                                                        "session_id_len", "ticket_offered",
-                                                       "psk_offered")}
+                                                       "psk_offered", "extensions")}
         hs.append(item)
     out = {"responses": [r.to_json() for r in responses], "connections": hs}
     if unsettled:

@@ -23,7 +23,7 @@ import json
 import os
 
 from uptls_vocab import RESULTS_SCHEMA as RESULT_SCHEMA, Verdict, empty_summary
-from uptls_vocab.tls import split_suites
+from uptls_vocab.tls import extension_name, split_suites
 
 from . import _atomic_write
 
@@ -31,7 +31,8 @@ SCHEMA = "uptls-compare/1"
 SANITY_ID = "sanity/plain-handshake"
 FINGERPRINT_FIELDS = (("versions", "versions"), ("tls12_suites", "TLS 1.2 suites"),
                       ("tls13_suites", "TLS 1.3 suites"), ("groups", "groups"),
-                      ("sigalgs", "signature algorithms"))
+                      ("sigalgs", "signature algorithms"), ("alpn", "ALPN"),
+                      ("extensions", "extensions, in order"))
 
 
 # -- loading and merging -------------------------------------------------------------
@@ -193,7 +194,9 @@ def fingerprint(scenarios):
                 "tls12_suites": tls12,
                 "tls13_suites": tls13,
                 "groups": list(hello.get("groups") or []),
-                "sigalgs": list(hello.get("sigalgs") or [])}
+                "sigalgs": list(hello.get("sigalgs") or []),
+                "alpn": list(hello.get("alpn") or []),
+                "extensions": [extension_name(x) for x in hello.get("extensions") or []]}
     return {"source": None, "why": "no ClientHello from a scenario that leaves protocols and "
                                    "ciphers unset (default-versions or sanity scenario)"}
 

@@ -37,3 +37,24 @@ def split_suites(ciphers):
     """A ClientHello's cipher list as (TLS <= 1.2 suites, TLS 1.3 suites), SCSVs left out."""
     suites = [c for c in ciphers or [] if not is_scsv(c)]
     return ([c for c in suites if not is_tls13_suite(c)], [c for c in suites if is_tls13_suite(c)])
+
+
+# TLS ExtensionType names (IANA "TLS ExtensionType Values") for the ones a
+# ClientHello commonly carries; any other shows as its number.
+EXTENSION_NAMES = {
+    0: "server_name", 1: "max_fragment_length", 5: "status_request", 10: "supported_groups",
+    11: "ec_point_formats", 13: "signature_algorithms", 15: "heartbeat",
+    16: "application_layer_protocol_negotiation", 18: "signed_certificate_timestamp",
+    21: "padding", 22: "encrypt_then_mac", 23: "extended_master_secret",
+    27: "compress_certificate", 28: "record_size_limit", 35: "session_ticket",
+    41: "pre_shared_key", 42: "early_data", 43: "supported_versions", 44: "cookie",
+    45: "psk_key_exchange_modes", 49: "post_handshake_auth", 50: "signature_algorithms_cert",
+    51: "key_share", 17513: "application_settings", 65037: "encrypted_client_hello",
+    65281: "renegotiation_info",
+}
+
+
+def extension_name(code):
+    """'name (code)' for an extension number, the number alone if unnamed."""
+    name = EXTENSION_NAMES.get(code) if isinstance(code, int) else None
+    return f"{name} ({code})" if name else str(code)

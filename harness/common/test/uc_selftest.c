@@ -33,7 +33,8 @@
 #include "../uc_tls.h"
 #include "../uc_utf8.h"
 
-static int read_stdin(struct uc_buf *b)
+static int
+read_stdin(struct uc_buf *b)
 {
     char chunk[4096];
     size_t n;
@@ -46,13 +47,14 @@ static int read_stdin(struct uc_buf *b)
 }
 
 static const struct uc_switch table[] = {
-    {"alpha", 1u << 0, "the first"},
-    {"beta-two", UINT64_C(1) << 40, "a bit above 32"},
+    { "alpha", 1u << 0, "the first" },
+    { "beta-two", UINT64_C(1) << 40, "a bit above 32" },
 };
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
-    struct uc_buf in = {0}, out = {0};
+    struct uc_buf in = { 0 }, out = { 0 };
     const char *cmd = argc > 1 ? argv[1] : "";
     int rc = 0;
 
@@ -63,7 +65,7 @@ int main(int argc, char **argv)
             uc_json_escape(&out, in.data, in.len);
             fwrite(out.data, 1, out.len, stdout);
         } else if (uc_utf8_valid(in.data, in.len)) {
-            printf("1 %zu\n", memchr(in.data, 0, in.len) ? (size_t)0 : uc_utf8_count(in.data));
+            printf("1 %zu\n", memchr(in.data, 0, in.len) ? (size_t) 0 : uc_utf8_count(in.data));
         } else {
             printf("0\n");
         }
@@ -106,15 +108,16 @@ int main(int argc, char **argv)
         uint64_t bits = 0;
         char err[256] = "";
 
-        if (uc_switch_enable(table, UC_SWITCH_COUNT(table), "fault", argv[2], &bits, err,
-                             sizeof(err)) != 0) {
+        if (uc_switch_enable(
+                table, UC_SWITCH_COUNT(table), "fault", argv[2], &bits, err, sizeof(err))
+            != 0) {
             printf("error %s\n", err);
             rc = 1;
         } else {
-            printf("bits %llu name %s\n", (unsigned long long)bits,
-                   uc_switch_name(table, UC_SWITCH_COUNT(table), bits) != NULL
-                       ? uc_switch_name(table, UC_SWITCH_COUNT(table), bits)
-                       : "-");
+            printf("bits %llu name %s\n", (unsigned long long) bits,
+                uc_switch_name(table, UC_SWITCH_COUNT(table), bits) != NULL
+                    ? uc_switch_name(table, UC_SWITCH_COUNT(table), bits)
+                    : "-");
         }
     } else if (strcmp(cmd, "switch-print") == 0) {
         uc_switch_print(table, UC_SWITCH_COUNT(table), stdout, "  ", 12);
@@ -123,13 +126,13 @@ int main(int argc, char **argv)
 
         uc_tls_version_list(0x0301, 0x0304, list, sizeof(list));
         if (strncmp(argv[2], "0x", 2) == 0)
-            printf("%s\n", uc_tls_version_text((unsigned)strtoul(argv[2], NULL, 16), buf,
-                                               sizeof(buf)));
+            printf("%s\n",
+                uc_tls_version_text((unsigned) strtoul(argv[2], NULL, 16), buf, sizeof(buf)));
         else
-            printf("0x%04x %s\n", (unsigned)uc_tls_version_by_name(argv[2]), list);
+            printf("0x%04x %s\n", (unsigned) uc_tls_version_by_name(argv[2]), list);
     } else if (strcmp(cmd, "errs") == 0 && argc > 2) {
         char err[256] = "";
-        struct uc_errs e = {.err = err, .err_len = sizeof(err), .max = 3};
+        struct uc_errs e = { .err = err, .err_len = sizeof(err), .max = 3 };
 
         for (int i = 0; i < atoi(argv[2]); i++)
             uc_errs_add(&e, "f:1: ", "problem %d", i + 1);
@@ -157,11 +160,11 @@ int main(int argc, char **argv)
         else
             printf("bad %d\n", v);
     } else if (strcmp(cmd, "addr") == 0) {
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(8443)};
-        struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(1)};
-        struct sockaddr_un sun = {.sun_family = AF_UNIX};
-        const struct sockaddr *sas[] = {(struct sockaddr *)&sin, (struct sockaddr *)&sin6,
-                                        (struct sockaddr *)&sun};
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(8443) };
+        struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(1) };
+        struct sockaddr_un sun = { .sun_family = AF_UNIX };
+        const struct sockaddr *sas[] = { (struct sockaddr *) &sin, (struct sockaddr *) &sin6,
+            (struct sockaddr *) &sun };
         char host[64];
         int port;
 
@@ -172,7 +175,7 @@ int main(int argc, char **argv)
             printf("%d [%s] %d\n", r, host, port);
         }
     } else if (strcmp(cmd, "strv") == 0 && argc > 2) {
-        struct uc_strv v = {0};
+        struct uc_strv v = { 0 };
         char **copy;
         char item[32];
 

@@ -75,6 +75,9 @@ class Target:
         """Return None, or the target's complaint about the rendered config."""
         return None
 
+    # Why a capability the adapter does not list cannot be used.
+    undeclared = "not supported by this adapter"
+
     def unsupported(self, scenario):
         """None, or why this target cannot express what the scenario needs."""
         missing = []
@@ -82,7 +85,7 @@ class Target:
             have = self.capabilities.get(cap, False)
             if have is True:
                 continue
-            why = have if isinstance(have, str) else "not supported by this adapter"
+            why = have if isinstance(have, str) else self.undeclared
             missing.append(f"{cap}: {why}")
         return "; ".join(missing) or None
 

@@ -51,6 +51,8 @@ def schema(name):
 class ExecTarget(Target):
     """A proxy driven by an external adapter program (TARGET=exec:PATH)."""
 
+    undeclared = "not declared by the adapter (describe)"
+
     def __init__(self, adapter, target_bin=None, faults=()):
         super().__init__(target_bin, faults)
         self.adapter = adapter
@@ -123,14 +125,6 @@ class ExecTarget(Target):
 
     def describe(self):
         return dict(self.described)
-
-    def unsupported(self, scenario):
-        missing = []
-        for cap in sorted(scenario.capabilities()):
-            have = self.capabilities.get(cap)
-            if have is not True:
-                missing.append(f"{cap}: {have or 'not declared by the adapter (describe)'}")
-        return "; ".join(missing) or None
 
     def version_info(self):
         d = self.described
