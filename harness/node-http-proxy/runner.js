@@ -99,8 +99,19 @@ function makeRoute(r) {
 
 const routes = conf.routes.map(makeRoute);
 
+// An absolute-form target (GET http://host/path, RFC 9112 3.2.2) is routed
+// by its path, as a location is matched; http-proxy itself sends the path
+// only (common.js setupOutgoing: url.parse(req.url).path).
+function routePath(target) {
+  if (target.startsWith('/')) return target;
+  const u = new URL(target); // throws on a malformed target: answered 400
+  return u.pathname + u.search;
+}
+
 const server = http.createServer((req, res) => {
-  const route = routes.find((r) => req.url.startsWith(r.prefix));
+  let path;
+  try { path = routePath(req.url); } catch (e) { res.writeHead(400); res.end('bad request target\n'); return; }
+  const route = routes.find((r) => path.startsWith(r.prefix));
   if (!route) { res.writeHead(404); res.end('no route\n'); return; }
   route.pick().web(req, res);
 });
