@@ -64,6 +64,10 @@ def run_suite(suite, target_name, target_bin=None, include="", exclude="", keep=
     # /dev/shm when there is one: a suite writes thousands of small files
     shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
     work = tempfile.mkdtemp(prefix=f"uptls-limbo-{target.name}-", dir=shm)
+    # Targets that drop to another user when started as root (Squid's
+    # cache_effective_user, Apache's workers) must reach the run folders
+    # below, as they do under /tmp in a catalogue run; keys stay 0600.
+    os.chmod(work, 0o711)
     by_sid = {scen[c.id].id: c for c in runnable}
     say = progress or (lambda r: None)
 
