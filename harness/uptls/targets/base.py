@@ -221,6 +221,24 @@ class Target:
                 if any(m in ln for m in self.log_alert_markers)]
 
 
+def unit_files(unit, run_dir):
+    """The files a unit's settings name, by the adapter protocol's names
+    (docs/adapter-protocol.md, render: files): client_chain, client_key,
+    client_key_password_file, trusted_ca_bundle, crl_bundle. CA and CRL
+    lists are written as one bundle each into run_dir."""
+    s, pki, files = unit.settings, unit.pki, {}
+    if "client_certificate" in s:
+        files["client_chain"] = pki.path(s["client_certificate"], "chain.pem")
+        files["client_key"] = pki.path(s["client_certificate"], "key")
+        if s.get("client_key_password"):
+            files["client_key_password_file"] = pki.path(s["client_certificate"], "pass")
+    if "trusted_ca" in s:
+        files["trusted_ca_bundle"] = pki.bundle(run_dir, s["trusted_ca"], "pem")
+    if "crl" in s:
+        files["crl_bundle"] = pki.bundle(run_dir, s["crl"], "crl")
+    return files
+
+
 def find_executable(target_bin, name, hint, fallbacks=()):
     """TARGET_BIN if given (it must be executable), else NAME on PATH or in sbin."""
     if target_bin:

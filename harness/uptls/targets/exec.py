@@ -24,7 +24,7 @@ import subprocess
 import time
 
 from .. import ROOT, jsonschema
-from .base import Target, TargetStartError, die_with_parent, free_port
+from .base import Target, TargetStartError, die_with_parent, free_port, unit_files
 
 PROTOCOL = "uptls-adapter/1"
 SCHEMA_DIR = os.path.join(ROOT, "docs", "adapter-protocol")
@@ -138,17 +138,7 @@ class ExecTarget(Target):
 
     # -- render, check, start ---------------------------------------------------------
     def _unit_request(self, u, run_dir):
-        s, pki = u.settings, u.pki
-        files = {}
-        if "client_certificate" in s:
-            files["client_chain"] = pki.path(s["client_certificate"], "chain.pem")
-            files["client_key"] = pki.path(s["client_certificate"], "key")
-            if s.get("client_key_password"):
-                files["client_key_password_file"] = pki.path(s["client_certificate"], "pass")
-        if "trusted_ca" in s:
-            files["trusted_ca_bundle"] = pki.bundle(run_dir, s["trusted_ca"], "pem")
-        if "crl" in s:
-            files["crl_bundle"] = pki.bundle(run_dir, s["crl"], "crl")
+        s, files = u.settings, unit_files(u, run_dir)
         out = {"id": unit_id(u), "scenario": u.key, "location": u.location, "prefix": u.prefix,
                "upstream": {"name": u.servers[0].rsplit(":", 1)[0] if u.direct
                             else u.upstream_block, "servers": list(u.servers),

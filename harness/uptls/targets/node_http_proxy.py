@@ -55,7 +55,7 @@ import os
 import subprocess
 
 from .. import ROOT
-from .base import Target, TargetStartError, find_executable
+from .base import Target, TargetStartError, find_executable, unit_files
 from .haproxy import protocol_range
 from .limits import fixed_limit_reasons
 from .nginx import is_ip
@@ -140,7 +140,7 @@ class NodeHttpProxyTarget(Target):
                            "routes": routes}, indent=1) + "\n"
 
     def route(self, u, run_dir):
-        s, pki = u.settings, u.pki
+        s = u.settings
         check = s.get("verify_name", s.get("sni_name"))
         host = check if check is not None else (None if u.direct else u.upstream_block)
         targets = []
@@ -148,13 +148,12 @@ class NodeHttpProxyTarget(Target):
             ip, p = addr.rsplit(":", 1)
             targets.append({"host": host or ip, "port": int(p)})
         o = {"changeOrigin": True}
-        if "client_certificate" in s:
-            o["certFile"] = pki.path(s["client_certificate"], "chain.pem")
-            o["keyFile"] = pki.path(s["client_certificate"], "key")
-            if s.get("client_key_password"):
-                o["passphraseFile"] = pki.path(s["client_certificate"], "pass")
-        if "trusted_ca" in s:
-            o["caFile"] = pki.bundle(run_dir, s["trusted_ca"], "pem")
+        files = unit_files(u, run_dir)
+        for name, key in (("client_chain", "certFile"), ("client_key", "keyFile"),
+                          ("client_key_password_file", "passphraseFile"),
+                          ("trusted_ca_bundle", "caFile")):
+            if name in files:
+                o[key] = files[name]
         if "verify" in s:
             o["secure"] = bool(s["verify"])
         if "ciphers" in s:
@@ -181,7 +180,7 @@ class NodeHttpProxyTarget(Target):
             agent["minVersion"], agent["maxVersion"] = lo, hi
             why.append("protocols: Agent minVersion/maxVersion")
         if "crl" in s:
-            agent["crlFile"] = pki.bundle(run_dir, s["crl"], "crl")
+            agent["crlFile"] = files["crl_bundle"]
             why.append("crl: Agent crl")
         if s.get("session_reuse"):
             agent["maxCachedSessions"] = 100
